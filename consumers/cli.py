@@ -1,21 +1,36 @@
 """The ``stream-al`` command line.
 
-Each command imports its heavy dependencies (River, Kafka) inside its body so that
+Commands live one concept per module in ``consumers/commands/``; each module exposes
+``register(cli: Cli)`` and is discovered here, so adding a command never edits this file.
+Command modules import heavy dependencies (River, Kafka) inside their functions so that
 ``stream-al --help`` answers at once.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
 import typer
 
+from consumers import commands
 from stream_al import __version__
 
-app = typer.Typer(
-    name="stream-al",
-    help="Streaming active learning for ATE test floors.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+
+def _group(name: str, help_text: str) -> typer.Typer:
+    return typer.Typer(name=name, help=help_text, no_args_is_help=True, add_completion=False)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """The root app and its command groups, handed to every command module."""
+
+    app: typer.Typer
+    oracle: typer.Typer = field(default_factory=lambda: _group("oracle", "Answer queries."))
+    bench: typer.Typer = field(default_factory=lambda: _group("bench", "Run benchmarks."))
+    topics: typer.Typer = field(default_factory=lambda: _group("topics", "Manage topics."))
+    config: typer.Typer = field(default_factory=lambda: _group("config", "Inspect config."))
 
 
 def _print_version(value: bool) -> None:
@@ -24,20 +39,25 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
-    """Streaming active learning for ATE test floors."""
+def build_cli() -> typer.Typer:
+    app = _group("stream-al", "Streaming active learning for ATE test floors.")
 
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """Streaming active learning for ATE test floors."""
 
-@app.command()
-def demo() -> None:
-    """Run the whole loop in one process on a simulated floor (no broker needed)."""
-    typer.echo("stream-al demo: the embedded demo is coming (issue: observability and demo).")
+    cli = Cli(app=app)
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{module.name}").register(cli)
+    for group in (cli.oracle, cli.bench, cli.topics, cli.config):
+        if group.registered_commands:
+            app.add_typer(group)
+    return app
 
 
 def main() -> None:
-    app()
+    build_cli()()
