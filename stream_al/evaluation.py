@@ -1,0 +1,62 @@
+"""Prequential accuracy, kept apart for queried, audit and inline-labelled records.
+
+Queried records are the hard ones the gate picked, so their accuracy is biased low;
+audit records are a uniform random sample and give the unbiased estimate of live
+accuracy; inline labels arrive with the record (e.g. final-test bin known).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+Window = Literal["queried", "audit", "inline"]
+WINDOWS: tuple[Window, ...] = ("queried", "audit", "inline")
+
+
+class RollingAccuracy:
+    """Accuracy over the last ``size`` outcomes and over all of them.
+
+    >>> acc = RollingAccuracy(size=2)
+    >>> for hit in (False, True, True):
+    ...     acc.update(hit)
+    >>> acc.rolling, acc.cumulative
+    (1.0, 0.6666666666666666)
+    """
+
+    def __init__(self, size: int = 500) -> None:
+        self._recent: deque[bool] = deque(maxlen=size)
+        self._recent_hits = 0
+        self.hits = 0
+        self.count = 0
+
+    def update(self, correct: bool) -> None:
+        if len(self._recent) == self._recent.maxlen and self._recent[0]:
+            self._recent_hits -= 1
+        self._recent.append(correct)
+        self._recent_hits += correct
+        self.hits += correct
+        self.count += 1
+
+    @property
+    def rolling(self) -> float | None:
+        return self._recent_hits / len(self._recent) if self._recent else None
+
+    @property
+    def cumulative(self) -> float | None:
+        return self.hits / self.count if self.count else None
+
+
+class ModelScores:
+    """The three accuracy windows of one model key."""
+
+    def __init__(self, size: int = 500) -> None:
+        self.windows = {window: RollingAccuracy(size) for window in WINDOWS}
+
+    def update(self, window: Window, predicted: str | None, truth: str) -> bool:
+        correct = predicted == truth
+        self.windows[window].update(correct)
+        return correct
+
+    def rolling(self) -> dict[Window, float | None]:
+        return {window: acc.rolling for window, acc in self.windows.items()}

@@ -1,0 +1,68 @@
+"""One River model per model key, created from the template on first sight."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from river import compose
+
+from stream_al.models import Features, ModelConfig, build_model, stable_seed
+
+
+@dataclass
+class ModelEntry:
+    """A model and what it has learnt so far."""
+
+    model: compose.Pipeline
+    #: Labels learnt; also the model's version number in predictions and requests.
+    version: int = 0
+    class_counts: Counter[str] = field(default_factory=Counter)
+
+    def learn(self, x: Features, label: str) -> None:
+        self.model.learn_one(dict(x), label)
+        self.version += 1
+        self.class_counts[label] += 1
+
+    def is_warm(self, min_labels_per_class: int, max_warmup_labels: int) -> bool:
+        """True once two classes each have enough labels, or warm-up has cost enough.
+
+        The cap matters on a floor where one class is very rare: without it warm-up
+        would spend the whole budget at random waiting for the rare class.
+        """
+        if self.version >= max_warmup_labels:
+            return True
+        enough = [c for c in self.class_counts.values() if c >= min_labels_per_class]
+        return len(enough) >= 2
+
+
+class ModelRegistry:
+    """Creates models lazily, each seeded from the base seed and its key.
+
+    Seeding by key (not by creation order) makes every replica build the same model
+    for a key, whichever record or label happened to create it first.
+
+    >>> registry = ModelRegistry(ModelConfig(), seed=1)
+    >>> registry.get("PMIC-A7").version
+    0
+    >>> sorted(registry.keys())
+    ['PMIC-A7']
+    """
+
+    def __init__(self, config: ModelConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self._entries: dict[str, ModelEntry] = {}
+
+    def get(self, model_key: str) -> ModelEntry:
+        entry = self._entries.get(model_key)
+        if entry is None:
+            entry = ModelEntry(build_model(self.config, stable_seed(self.seed, model_key)))
+            self._entries[model_key] = entry
+        return entry
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, model_key: object) -> bool:
+        return model_key in self._entries
