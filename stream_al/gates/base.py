@@ -1,0 +1,72 @@
+"""The gate contract and the adaptive threshold the variable strategies share."""
+
+from __future__ import annotations
+
+from typing import Final, Protocol, runtime_checkable
+
+from stream_al.reasons import Reason
+
+#: Bounds of an adaptive threshold: multiplicative steps would stick at 0, and u ≤ 1.
+THRESHOLD_MIN: Final = 0.001
+THRESHOLD_MAX: Final = 1.0
+
+
+@runtime_checkable
+class Gate(Protocol):
+    """Decides, for one record the budget can afford, whether to query it.
+
+    ``decide`` is called only when the budget allows a query (as in Žliobaitė et al. 2014,
+    where the threshold adapts only while the spending estimate is under B). It returns the
+    reason to query, or None, and adapts the gate's own state. Gates are deterministic for
+    their seed and picklable, so a checkpoint restores them exactly.
+    """
+
+    name: str
+
+    @property
+    def threshold(self) -> float:
+        """The current uncertainty threshold θ, for the ``stream_al_query_threshold`` metric."""
+        ...
+
+    def decide(self, uncertainty: float, novelty: float | None = None) -> Reason | None:
+        """Query this record (and why), or not; adapt the threshold either way."""
+        ...
+
+
+def check_unit(name: str, value: float) -> float:
+    """``value`` if it lies in [0, 1]; else a ValueError naming the parameter."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+class AdaptiveThreshold:
+    """A threshold that rises by a factor ``1 + step`` when it triggers, else falls by ``1 − step``.
+
+    Rising after a query narrows the region of records that qualify; falling after a pass
+    widens it. Under a budget the threshold settles where about half of the affordable
+    records trigger, so the budget, not the score distribution, sets the query rate. The
+    value is clamped to [THRESHOLD_MIN, THRESHOLD_MAX] so it can always move again.
+
+    >>> theta = AdaptiveThreshold(0.5, step=0.1)
+    >>> theta.adapt(triggered=True)
+    >>> round(theta.value, 3)
+    0.55
+    >>> theta.adapt(triggered=False)
+    >>> round(theta.value, 3)
+    0.495
+    """
+
+    def __init__(self, initial: float, step: float) -> None:
+        if not 0.0 < step < 1.0:
+            raise ValueError(f"step must be in (0, 1), got {step}")
+        self.step = step
+        self.value = _clamp(check_unit("threshold", initial))
+
+    def adapt(self, triggered: bool) -> None:
+        factor = 1.0 + self.step if triggered else 1.0 - self.step
+        self.value = _clamp(self.value * factor)
+
+
+def _clamp(value: float) -> float:
+    return min(THRESHOLD_MAX, max(THRESHOLD_MIN, value))

@@ -1,0 +1,156 @@
+"""Gate configuration and the factory that turns it into a gate."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stream_al.errors import ConfigError
+from stream_al.gates.base import Gate
+from stream_al.gates.fixed import FixedGate
+from stream_al.gates.hybrid import HybridGate
+from stream_al.gates.randomized import RandomizedUncertaintyGate
+from stream_al.gates.sampling import RandomGate
+from stream_al.gates.variable import VariableUncertaintyGate
+
+Strategy = Literal["random", "fixed", "variable", "randomized", "hybrid"]
+MeasureName = Literal["least_confidence", "margin", "entropy"]
+
+#: Adaptive gates start at the top of the range. θ falls one step on every affordable
+#: record it lets pass, but rises only on a query, which the budget rations: from 1.0 it
+#: reaches a typical θ* = 0.3 in ln(1/0.3)/s ≈ 120 affordable records, while from the
+#: bottom (0.001) it would need ln(300)/s ≈ 570 queries, spent unselectively. Like the
+#: paper's start (θ = 1 on the max posterior), it leaves a model that knows nothing
+#: (u = 1) eligible.
+ADAPTIVE_START = 1.0
+#: Fixed θ: u ≥ 0.5 is max p ≤ 0.75 for two classes under least confidence.
+FIXED_START = 0.5
+
+
+def _unit(field: str, value: float | None, hint: str) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{field} must be in [0, 1], got {value}: {hint}")
+
+
+class GateConfig(BaseModel):
+    """How records are chosen for the oracle (DESIGN §4).
+
+    >>> GateConfig(strategy="randomized", delta=0.5).step
+    0.01
+    >>> GateConfig(step=1.5)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for GateConfig
+    step
+      Value error, step must be in (0, 1), got 1.5: the paper uses 0.01 [...]
+    ...
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Strategy = "variable"
+    threshold: float | None = Field(
+        None,
+        description="initial uncertainty threshold θ in [0, 1]; None picks the strategy's "
+        f"default ({ADAPTIVE_START} for adaptive gates, {FIXED_START} for fixed)",
+    )
+    step: float = Field(0.01, description="relative threshold step s (paper: 0.01)")
+    delta: float = Field(1.0, description="randomized: std of the multiplier η (paper: 1.0)")
+    novelty_threshold: float = Field(ADAPTIVE_START, description="hybrid: initial threshold")
+    hybrid_inner: Literal["variable", "randomized"] = "variable"
+    rate: float | None = Field(
+        None, description="random: query probability; None uses the budget fraction"
+    )
+    measure: MeasureName = "entropy"
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_unit(cls, value: float | None) -> float | None:
+        _unit("threshold", value, "uncertainty is in [0, 1]; 0 queries every record")
+        return value
+
+    @field_validator("novelty_threshold")
+    @classmethod
+    def _novelty_in_unit(cls, value: float) -> float:
+        _unit("novelty_threshold", value, "novelty scores are in [0, 1]")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_in_unit(cls, value: float | None) -> float | None:
+        _unit("rate", value, "a probability, normally the budget fraction")
+        return value
+
+    @field_validator("step")
+    @classmethod
+    def _step_open_unit(cls, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"step must be in (0, 1), got {value}: the paper uses 0.01")
+        return value
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_non_negative(cls, value: float) -> float:
+        if value < 0.0:
+            raise ValueError(f"delta must be ≥ 0, got {value}: the paper uses 1.0")
+        return value
+
+
+def make_gate(config: GateConfig, seed: int, budget_fraction: float | None = None) -> Gate:
+    """A fresh gate for one model key.
+
+    Parameters
+    ----------
+    config
+        The gate settings (re-validated here: ``model_copy(update=…)`` skips validation).
+    seed
+        Seed of the gate's own random generator (derive one per model key).
+    budget_fraction
+        The budget fraction B, the random strategy's query probability when ``config.rate``
+        is unset.
+
+    Examples
+    --------
+    >>> gate = make_gate(GateConfig(strategy="hybrid"), seed=3)
+    >>> gate.name, gate.threshold
+    ('hybrid', 1.0)
+    >>> make_gate(GateConfig(strategy="random"), seed=3, budget_fraction=0.1).name
+    'random'
+    """
+    config = GateConfig.model_validate(config.model_dump())
+    if config.strategy == "random":
+        return RandomGate(_random_rate(config, budget_fraction), seed)
+    if config.strategy == "fixed":
+        return FixedGate(_start(config, FIXED_START))
+    inner = _uncertainty_gate(config, seed)
+    if config.strategy == "hybrid":
+        return HybridGate(inner, config.novelty_threshold, config.step)
+    return inner
+
+
+def _start(config: GateConfig, default: float) -> float:
+    return default if config.threshold is None else config.threshold
+
+
+def _uncertainty_gate(
+    config: GateConfig, seed: int
+) -> VariableUncertaintyGate | RandomizedUncertaintyGate:
+    theta = _start(config, ADAPTIVE_START)
+    wants_jitter = config.strategy == "randomized" or (
+        config.strategy == "hybrid" and config.hybrid_inner == "randomized"
+    )
+    if wants_jitter:
+        return RandomizedUncertaintyGate(seed, theta, config.step, config.delta)
+    return VariableUncertaintyGate(theta, config.step)
+
+
+def _random_rate(config: GateConfig, budget_fraction: float | None) -> float:
+    rate = config.rate if config.rate is not None else budget_fraction
+    if rate is None:
+        raise ConfigError(
+            "gate.rate is unset and no budget fraction was given: the random strategy "
+            "needs a query probability; set gate.rate, or call make_gate(..., "
+            "budget_fraction=budget.fraction)"
+        )
+    return rate

@@ -1,0 +1,231 @@
+"""Gates: one contract suite over every strategy, then what each strategy promises."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from statistics import NormalDist
+from typing import get_args
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from stream_al.errors import ConfigError
+from stream_al.gates import (
+    THRESHOLD_MAX,
+    THRESHOLD_MIN,
+    FixedGate,
+    Gate,
+    GateConfig,
+    HybridGate,
+    MeasureName,
+    RandomGate,
+    RandomizedUncertaintyGate,
+    Strategy,
+    VariableUncertaintyGate,
+    make_gate,
+)
+from stream_al.reasons import REASONS, Reason
+from stream_al.uncertainty import MEASURES
+
+Scores = list[tuple[float, float | None]]
+
+CONFIGS = {
+    "random": GateConfig(strategy="random", rate=0.3),
+    "fixed": GateConfig(strategy="fixed"),
+    "variable": GateConfig(strategy="variable"),
+    "randomized": GateConfig(strategy="randomized"),
+    "hybrid": GateConfig(strategy="hybrid"),
+    "hybrid-randomized": GateConfig(strategy="hybrid", hybrid_inner="randomized"),
+}
+every_gate = pytest.mark.parametrize("config", CONFIGS.values(), ids=list(CONFIGS))
+unit = st.floats(min_value=0.0, max_value=1.0)
+score_streams = st.lists(st.tuples(unit, st.none() | unit), max_size=300)
+
+
+def _stream(seed: int, n: int = 500) -> Scores:
+    rng = random.Random(seed)
+    return [(rng.betavariate(2, 5), rng.betavariate(2, 8)) for _ in range(n)]
+
+
+def _run(gate: Gate, scores: Scores) -> list[tuple[Reason | None, float]]:
+    return [(gate.decide(u, novelty), gate.threshold) for u, novelty in scores]
+
+
+# --- the contract every gate meets ------------------------------------------------------
+
+
+@every_gate
+def test_every_strategy_is_built_under_its_own_name(config: GateConfig) -> None:
+    gate = make_gate(config, seed=1)
+    assert isinstance(gate, Gate)
+    assert gate.name == config.strategy
+
+
+@every_gate
+def test_decisions_are_deterministic_for_a_seed(config: GateConfig) -> None:
+    scores = _stream(seed=11)
+    first = _run(make_gate(config, seed=5), scores)
+    assert first == _run(make_gate(config, seed=5), scores)
+    assert {reason for reason, _ in first} - {None} <= set(REASONS)
+
+
+@every_gate
+def test_pickle_round_trip_continues_identically(config: GateConfig) -> None:
+    scores = _stream(seed=12)
+    gate = make_gate(config, seed=9)
+    _run(gate, scores[:250])
+    restored = pickle.loads(pickle.dumps(gate))  # noqa: S301 (our own object, in memory)
+    assert _run(restored, scores[250:]) == _run(gate, scores[250:])
+
+
+@every_gate
+@given(scores=score_streams)
+def test_threshold_stays_in_range(config: GateConfig, scores: Scores) -> None:
+    gate = make_gate(config, seed=2)
+    for _, threshold in _run(gate, scores):
+        assert 0.0 <= threshold <= 1.0
+
+
+@pytest.mark.parametrize("strategy", ["random", "randomized"])
+def test_randomised_gates_use_their_seed(strategy: Strategy) -> None:
+    config = CONFIGS[strategy]
+    scores = _stream(seed=13)
+    assert _run(make_gate(config, seed=1), scores) != _run(make_gate(config, seed=2), scores)
+
+
+# --- variable uncertainty ---------------------------------------------------------------
+
+
+def test_variable_threshold_follows_the_paper_rule_in_u_form() -> None:
+    gate = VariableUncertaintyGate(threshold=0.5, step=0.1)
+    assert gate.decide(0.5) == "uncertainty"  # u ≥ θ queries ...
+    assert gate.threshold == pytest.approx(0.5 * 1.1)  # ... and narrows the region
+    assert gate.decide(0.54) is None
+    assert gate.threshold == pytest.approx(0.5 * 1.1 * 0.9)  # a pass widens it
+
+
+@pytest.mark.parametrize("strategy", ["variable", "randomized"])
+def test_adaptive_threshold_is_clamped_to_its_range(strategy: Strategy) -> None:
+    gate = make_gate(CONFIGS[strategy], seed=3)
+    falling = [t for _, t in _run(gate, [(0.0, None)] * 2000)]
+    rising = [t for _, t in _run(gate, [(1.0, None)] * 2000)]
+    assert min(falling) == pytest.approx(THRESHOLD_MIN)
+    assert max(rising) == pytest.approx(THRESHOLD_MAX)
+    assert THRESHOLD_MIN <= min(falling + rising) and max(falling + rising) <= THRESHOLD_MAX
+
+
+def test_variable_threshold_does_not_stick_at_its_floor() -> None:
+    gate = VariableUncertaintyGate(threshold=0.01)
+    for _ in range(1000):
+        gate.decide(0.0)
+    assert gate.decide(2 * THRESHOLD_MIN) == "uncertainty"
+    assert gate.threshold > THRESHOLD_MIN
+
+
+def test_variable_gate_settles_where_half_the_affordable_records_trigger() -> None:
+    # Equal relative steps up and down balance when half the calls trigger.
+    gate = VariableUncertaintyGate()
+    rng = random.Random(4)
+    decisions = [gate.decide(rng.random()) for _ in range(20_000)][5_000:]
+    assert sum(d is not None for d in decisions) / len(decisions) == pytest.approx(0.5, abs=0.02)
+    assert gate.threshold == pytest.approx(0.5, abs=0.1)  # the median of U(0, 1)
+
+
+def test_randomized_gate_queries_certain_records_at_the_gaussian_rate() -> None:
+    # u = 0 triggers exactly when η ≤ 0, whatever θ: P = Φ(−1/δ).
+    delta = 0.8
+    gate = RandomizedUncertaintyGate(seed=5, delta=delta)
+    rate = sum(gate.decide(0.0) is not None for _ in range(5000)) / 5000
+    assert rate == pytest.approx(NormalDist(1.0, delta).cdf(0.0), abs=0.02)
+
+
+def test_randomized_gate_without_jitter_is_the_variable_gate() -> None:
+    scores = _stream(seed=14)
+    plain = _run(VariableUncertaintyGate(0.4), scores)
+    assert _run(RandomizedUncertaintyGate(seed=1, threshold=0.4, delta=0.0), scores) == plain
+
+
+# --- fixed, random, hybrid ---------------------------------------------------------------
+
+
+@given(threshold=unit, scores=st.lists(unit, max_size=50))
+def test_fixed_gate_queries_exactly_at_or_above_a_constant_threshold(
+    threshold: float, scores: list[float]
+) -> None:
+    gate = FixedGate(threshold)
+    for u in scores:
+        assert (gate.decide(u) is not None) == (u >= threshold)
+        assert gate.threshold == threshold
+
+
+def test_random_gate_ignores_uncertainty_and_samples_at_its_rate() -> None:
+    gate_a, gate_b = RandomGate(0.2, seed=6), RandomGate(0.2, seed=6)
+    a = [gate_a.decide(0.0) for _ in range(5000)]
+    b = [gate_b.decide(1.0) for _ in range(5000)]
+    assert a == b
+    assert sum(d is not None for d in a) / 5000 == pytest.approx(0.2, abs=0.02)
+
+
+def test_hybrid_says_novelty_only_when_novelty_alone_triggered() -> None:
+    gate = HybridGate(VariableUncertaintyGate(0.5), novelty_threshold=0.6)
+    assert gate.decide(0.9, novelty=0.9) == "uncertainty"
+    assert gate.decide(0.0, novelty=0.9) == "novelty"
+    assert gate.decide(0.0, novelty=0.0) is None
+    assert gate.decide(0.0, novelty=None) is None
+
+
+def test_hybrid_novelty_threshold_adapts_only_on_a_novelty_score() -> None:
+    gate = HybridGate(VariableUncertaintyGate(0.5), novelty_threshold=0.6, step=0.1)
+    gate.decide(0.0, novelty=None)
+    assert gate.novelty_threshold == pytest.approx(0.6)
+    gate.decide(0.0, novelty=0.9)
+    assert gate.novelty_threshold == pytest.approx(0.66)
+    gate.decide(0.0, novelty=0.1)
+    assert gate.novelty_threshold == pytest.approx(0.66 * 0.9)
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_configured_measures_are_exactly_the_known_measures() -> None:
+    assert set(get_args(MeasureName)) == set(MEASURES)
+
+
+@pytest.mark.parametrize(("strategy", "start"), [("fixed", 0.5), ("variable", 1.0)])
+def test_unset_threshold_takes_the_strategy_default(strategy: Strategy, start: float) -> None:
+    assert make_gate(GateConfig(strategy=strategy), seed=0).threshold == start
+
+
+def test_configured_threshold_is_the_starting_threshold() -> None:
+    assert make_gate(GateConfig(strategy="randomized", threshold=0.3), seed=0).threshold == 0.3
+
+
+def test_random_rate_defaults_to_the_budget_fraction() -> None:
+    gate = make_gate(GateConfig(strategy="random"), seed=0, budget_fraction=0.1)
+    assert sum(gate.decide(1.0) is not None for _ in range(5000)) / 5000 == pytest.approx(
+        0.1, abs=0.015
+    )
+
+
+def test_random_without_a_rate_says_how_to_give_one() -> None:
+    with pytest.raises(ConfigError, match="gate.rate"):
+        make_gate(GateConfig(strategy="random"), seed=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("threshold", 1.5), ("step", 0.0), ("step", 1.0), ("delta", -0.1), ("rate", 2.0),
+     ("novelty_threshold", -0.1), ("strategy", "greedy"), ("measure", "gini")],
+)  # fmt: skip
+def test_invalid_config_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        GateConfig.model_validate({field: value})
+
+
+def test_make_gate_revalidates_a_copied_config() -> None:
+    # model_copy(update=...) skips validation; the factory must not.
+    with pytest.raises(ValidationError, match="step"):
+        make_gate(GateConfig().model_copy(update={"step": 2.0}), seed=0)
