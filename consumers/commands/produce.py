@@ -1,0 +1,188 @@
+"""``stream-al produce``: publish tester output files (STDF V4, CSV, JSONL) as input records.
+
+Exit status: 0 when every part or row became a record the broker acknowledged; 1 when
+anything was skipped or not delivered (each one was reported with file and position);
+2 for a bad command line or a column mapping that does not fit a file (nothing sent);
+3 when no broker answers (nothing sent); 130 when interrupted before the end.
+With ``--follow`` a SIGINT or SIGTERM is the normal way to stop: exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from consumers.cli import Cli
+
+FileFormat = Literal["auto", "stdf", "csv", "jsonl"]
+LabelFrom = Literal["none", "pass_fail", "hard_bin", "soft_bin"]
+KeyField = Literal["record_id", "tester_id", "lot_id", "product"]
+Kind = Literal["parametric", "transaction"]
+BOOTSTRAP_ENV = "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"
+STATE_DIR_ENV = "STREAM_AL_STATE_DIR"
+
+
+def _globs(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+def _fields(pairs: list[str] | None) -> dict[str, str]:
+    from consumers.tabular_source import FIELD_TYPES
+
+    fields: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, column = pair.partition("=")
+        if not sep or name not in FIELD_TYPES or not column:
+            allowed = ", ".join(FIELD_TYPES)
+            raise typer.BadParameter(
+                f"{pair!r}: expected FIELD=COLUMN, FIELD one of {allowed}", param_hint="--column"
+            )
+        fields[name] = column
+    return fields
+
+
+def register(cli: Cli) -> None:
+    @cli.app.command()
+    def produce(
+        files: Annotated[
+            list[Path] | None,
+            typer.Argument(
+                help="files to publish (.stdf, .std, .stdf.gz, .csv, .jsonl)",
+                exists=True,
+                dir_okay=False,
+            ),
+        ] = None,
+        file_format: Annotated[
+            FileFormat, typer.Option("--format", help="file format; auto goes by the file name")
+        ] = "auto",
+        topic: Annotated[
+            str | None,
+            typer.Option(
+                help="default: ate.parametric, or ate.transactions for --kind transaction"
+            ),
+        ] = None,
+        bootstrap_servers: Annotated[
+            str | None,
+            typer.Option(help=f"host:port,… (default ${BOOTSTRAP_ENV}, else localhost:9092)"),
+        ] = None,
+        label_from: Annotated[
+            LabelFrom,
+            typer.Option(help="STDF: attach the part result as the label (evaluation runs)"),
+        ] = "none",
+        rate: Annotated[float, typer.Option(min=0, help="records/s; 0 = no limit")] = 0.0,
+        key: Annotated[
+            KeyField, typer.Option(help="record field that keys the message")
+        ] = "record_id",
+        follow: Annotated[
+            Path | None,
+            typer.Option(
+                help="watch this folder and publish each new complete file once",
+                exists=True,
+                file_okay=False,
+            ),
+        ] = None,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option(help=f"where --follow keeps its ledger (default ${STATE_DIR_ENV})"),
+        ] = None,
+        poll_interval: Annotated[
+            float, typer.Option(min=0.01, help="--follow: seconds between looks at the folder")
+        ] = 2.0,
+        polls: Annotated[
+            int | None,
+            typer.Option(min=1, help="--follow: stop after this many polls (cron jobs, tests)"),
+        ] = None,
+        dry_run: Annotated[
+            bool,
+            typer.Option(help="print the records as JSON lines on stdout instead of sending them"),
+        ] = False,
+        kind: Annotated[Kind, typer.Option(help="CSV/JSONL: the kind of record")] = "parametric",
+        id_column: Annotated[
+            str | None, typer.Option(help="CSV/JSONL: record id column (default: file name + line)")
+        ] = None,
+        ts_column: Annotated[
+            str | None,
+            typer.Option(
+                help="CSV/JSONL: time column, ISO 8601 or epoch s/ms (default: file mtime)"
+            ),
+        ] = None,
+        product_column: Annotated[
+            str | None, typer.Option(help="CSV/JSONL: product column")
+        ] = None,
+        product: Annotated[
+            str | None,
+            typer.Option(help="the product for every record (STDF: when the MIR has none)"),
+        ] = None,
+        label_column: Annotated[str | None, typer.Option(help="CSV/JSONL: label column")] = None,
+        measurement_columns: Annotated[
+            str | None,
+            typer.Option(
+                help="CSV/JSONL: comma-separated globs (default: every numeric column not "
+                "otherwise mapped)"
+            ),
+        ] = None,
+        categorical_columns: Annotated[
+            str | None,
+            typer.Option(
+                help="transactions: comma-separated globs (default: the non-numeric rest)"
+            ),
+        ] = None,
+        column: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="CSV/JSONL: FIELD=COLUMN for tester_id, lot_id, wafer_id, site, die_x, "
+                "die_y, test_program (repeatable)"
+            ),
+        ] = None,
+        flush_timeout: Annotated[
+            float, typer.Option(min=1, help="seconds to wait for the broker to acknowledge")
+        ] = 120.0,
+    ) -> None:
+        """Publish tester output files (STDF V4, CSV, JSONL) to the input topic.
+
+        Exit 0: all sent; 1: something skipped or undelivered (each reported with file
+        and position); 2: bad options or column mapping (nothing sent); 3: no broker.
+        """
+        from consumers.produce_run import ProduceOptions, run_produce
+        from consumers.tabular_source import ColumnMapping
+
+        if not files and follow is None:
+            raise typer.BadParameter("give FILE… or --follow DIR", param_hint="FILES")
+        mapping = ColumnMapping(
+            kind=kind,
+            id_column=id_column,
+            ts_column=ts_column,
+            product_column=product_column,
+            product=product,
+            label_column=label_column,
+            measurement_columns=_globs(measurement_columns),
+            categorical_columns=_globs(categorical_columns),
+            fields=_fields(column),
+        )
+        options = ProduceOptions(file_format, label_from, mapping, key, rate)
+        servers = bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092"
+        state = state_dir or (
+            Path(os.environ[STATE_DIR_ENV]) if os.environ.get(STATE_DIR_ENV) else None
+        )
+        if follow is not None and state is None:
+            raise typer.BadParameter(
+                f"--follow needs --state-dir or ${STATE_DIR_ENV} for its ledger of published files",
+                param_hint="--state-dir",
+            )
+        raise typer.Exit(
+            run_produce(
+                files or [],
+                options,
+                topic=topic or ("ate.transactions" if kind == "transaction" else "ate.parametric"),
+                servers=[s.strip() for s in servers.split(",") if s.strip()],
+                dry_run=dry_run,
+                follow=follow,
+                state_dir=state,
+                poll_interval=poll_interval,
+                polls=polls,
+                flush_timeout=flush_timeout,
+            )
+        )

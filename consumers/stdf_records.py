@@ -1,0 +1,159 @@
+"""Read an STDF V4 byte stream one record at a time, with byte offsets.
+
+pystdf decodes each record's fields. The stream is framed here (a 4-byte header per
+record) rather than with pystdf's ``Parser.parse()``, because ``parse()`` pushes records
+to sinks until the end and, at a truncated record, pads the missing fields with None and
+stops without a word. Framing here gives a generator (memory stays flat), the offset of
+every record, a clear error when the file ends mid-record, and the chance to skip one
+undecodable record and carry on, since its length is known.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+FAR = (0, 10)
+MIR = (1, 10)
+WIR = (2, 10)
+PIR = (5, 10)
+PRR = (5, 20)
+PTR = (15, 10)
+#: The records a parametric record is built from; the others are skipped undecoded.
+WANTED = {FAR: "FAR", MIR: "MIR", WIR: "WIR", PIR: "PIR", PRR: "PRR", PTR: "PTR"}
+#: REC_TYP values STDF V4 reserves for tester vendors' own records.
+VENDOR_TYPES = {180, 181}
+
+
+@dataclass(frozen=True)
+class StdfRecord:
+    """One decoded record: its name (``"PTR"``), byte offset and fields by STDF name."""
+
+    name: str
+    offset: int
+    fields: dict[str, Any]
+
+
+class StdfReadError(Exception):
+    """The stream cannot be read further (not STDF, truncated): ``offset`` says where."""
+
+    def __init__(self, offset: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.offset, self.kind, self.reason = offset, kind, reason
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record whose header was sound but whose fields could not be decoded (skipped)."""
+
+    name: str
+    offset: int
+    reason: str
+
+
+def _pystdf() -> tuple[Any, Any, Any]:
+    # pystdf 1.4 has a "\d" in a plain string: compiling it warns, and the test suite
+    # turns warnings into errors. The warning is pystdf's, not ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pystdf import V4
+        from pystdf.IO import Parser
+        from pystdf.Types import RecordHeader
+    return V4, Parser, RecordHeader
+
+
+class _FieldDecoder:
+    """Decodes one record body with pystdf's per-record-type field parsers."""
+
+    def __init__(self, endian: str) -> None:
+        v4, parser_class, self._header_class = _pystdf()
+        self._parser = parser_class(inp=io.BytesIO(), endian=endian)
+        self._names = {(t.typ, t.sub): t.fieldNames for t in v4.records}
+
+    def decode(self, key: tuple[int, int], body: bytes) -> dict[str, Any]:
+        header = self._header_class()
+        header.len, (header.typ, header.sub) = len(body), key
+        self._parser.inp = io.BytesIO(body)
+        values = self._parser.recordParsers[key](self._parser, header, [])
+        return dict(zip(self._names[key], values, strict=False))
+
+    def knows(self, key: tuple[int, int]) -> bool:
+        return key in self._names
+
+
+def _read(stream: BinaryIO, size: int, offset: int) -> bytes:
+    try:
+        return stream.read(size)
+    except EOFError as exc:  # gzip: the compressed stream stops before its end marker
+        reason = f"the compressed file is cut short ({exc})"
+        raise StdfReadError(offset, "truncated", reason) from exc
+    except (OSError, zlib.error) as exc:
+        raise StdfReadError(offset, "corrupt", f"the compressed file is damaged ({exc})") from exc
+
+
+def _read_exactly(stream: BinaryIO, size: int, offset: int, what: str) -> bytes:
+    data = _read(stream, size, offset)
+    if len(data) < size:
+        raise StdfReadError(
+            offset, "truncated", f"the file ends inside {what} ({len(data)} of {size} bytes)"
+        )
+    return data
+
+
+def _endian(stream: BinaryIO) -> tuple[str, bytes]:
+    """Check the FAR opens the stream; return the byte order and the FAR's bytes."""
+    head = _read(stream, 5, 0)
+    if len(head) < 5 or (head[2], head[3]) != FAR:
+        raise StdfReadError(0, "not stdf", "not an STDF file: it does not start with a FAR")
+    # CPU_TYPE 2 is little-endian (PC); 0 and 1 are read big-endian, as pystdf does.
+    endian = "<" if head[4] == 2 else ">"
+    (length,) = struct.unpack(endian + "H", head[:2])
+    if length < 2:
+        raise StdfReadError(0, "not stdf", f"not an STDF file: its FAR is {length} bytes, not 2")
+    return endian, head + _read_exactly(stream, length - 1, 0, "the FAR")
+
+
+class StdfRecordReader:
+    """Iterates the records of an (uncompressed) STDF V4 stream.
+
+    Yields :class:`StdfRecord` for the wanted records and :class:`BadRecord` for
+    records it had to skip; raises :class:`StdfReadError` when it cannot go on.
+    ``offset`` is the number of bytes consumed so far.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.offset = 0
+
+    def __iter__(self) -> Iterator[StdfRecord | BadRecord]:
+        endian, far = _endian(self._stream)
+        decoder = _FieldDecoder(endian)
+        yield StdfRecord("FAR", 0, decoder.decode(FAR, far[4:]))
+        self.offset = len(far)
+        while (header := _read(self._stream, 4, self.offset)) != b"":
+            start = self.offset
+            if len(header) < 4:
+                raise StdfReadError(start, "truncated", "the file ends inside a record header")
+            (length,) = struct.unpack(endian + "H", header[:2])
+            key = (header[2], header[3])
+            body = _read_exactly(self._stream, length, start, f"a record of {length} bytes")
+            self.offset = start + 4 + length
+            if key in WANTED:
+                yield self._decoded(decoder, key, body, start)
+            elif not decoder.knows(key) and key[0] not in VENDOR_TYPES:
+                yield BadRecord(f"type {key}", start, f"unknown record type {key}")
+
+    @staticmethod
+    def _decoded(
+        decoder: _FieldDecoder, key: tuple[int, int], body: bytes, offset: int
+    ) -> StdfRecord | BadRecord:
+        try:
+            return StdfRecord(WANTED[key], offset, decoder.decode(key, body))
+        except Exception as exc:  # any decoding failure belongs to this one record
+            return BadRecord(WANTED[key], offset, f"its fields cannot be decoded ({exc!r})")
