@@ -1,0 +1,85 @@
+"""Queries asked and not yet answered, joined with the labels that come back.
+
+Expiry is judged from the messages themselves (the label's ``labeled_at`` against the
+request's ``expires_at``), never from a local clock, so every replica reaches the same
+verdict for the same label and their models stay identical.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from stream_al.records import OracleRequest
+
+JoinOutcome = Literal["applied", "unknown_query", "expired", "duplicate"]
+
+
+@dataclass(frozen=True)
+class Join:
+    outcome: JoinOutcome
+    request: OracleRequest | None = None
+
+
+class PendingQueries:
+    """A bounded, insertion-ordered store of open queries plus recently answered ids.
+
+    ``capacity`` bounds memory when the oracle stops answering; the oldest open query is
+    dropped first (it is the likeliest to be expired). ``answered_memory`` bounds the set
+    used to tell a duplicate label from an unknown one.
+    """
+
+    def __init__(self, capacity: int = 100_000, answered_memory: int = 100_000) -> None:
+        self.capacity = capacity
+        self.answered_memory = answered_memory
+        self._open: OrderedDict[str, OracleRequest] = OrderedDict()
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __contains__(self, query_id: object) -> bool:
+        return query_id in self._open
+
+    def was_answered(self, query_id: str) -> bool:
+        return query_id in self._answered
+
+    def add(self, request: OracleRequest) -> bool:
+        """Remember a request; False when it is already open or answered (a re-send)."""
+        if request.query_id in self._open or request.query_id in self._answered:
+            return False
+        self._open[request.query_id] = request
+        while len(self._open) > self.capacity:
+            self._open.popitem(last=False)
+            self.evicted += 1
+        return True
+
+    def join(self, query_id: str, labeled_at: datetime) -> Join:
+        """Match a label to its request and close the query."""
+        request = self._open.pop(query_id, None)
+        if request is None:
+            outcome: JoinOutcome = "duplicate" if query_id in self._answered else "unknown_query"
+            return Join(outcome)
+        self._remember_answered(query_id)
+        if labeled_at > request.expires_at:
+            return Join("expired", request)
+        return Join("applied", request)
+
+    def drop_expired(self, now: datetime, grace_s: float) -> list[OracleRequest]:
+        """Forget queries long past expiry; a label for them later is unknown, not applied."""
+        cutoff = now.timestamp() - grace_s
+        stale = [r for r in self._open.values() if r.expires_at.timestamp() < cutoff]
+        for request in stale:
+            del self._open[request.query_id]
+        return stale
+
+    def open_requests(self) -> list[OracleRequest]:
+        return list(self._open.values())
+
+    def _remember_answered(self, query_id: str) -> None:
+        self._answered[query_id] = None
+        while len(self._answered) > self.answered_memory:
+            self._answered.popitem(last=False)
