@@ -9,7 +9,6 @@ disappears without one.
 from __future__ import annotations
 
 import gzip
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -79,8 +78,3 @@ class CountingFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def text_stream(counting: CountingFile) -> io.TextIOWrapper:
-    """UTF-8 text over a counting file; a BOM (Excel's CSV export) is skipped."""
-    return io.TextIOWrapper(counting.stream, encoding="utf-8-sig", newline="")

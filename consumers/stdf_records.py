@@ -26,8 +26,9 @@ PRR = (5, 20)
 PTR = (15, 10)
 #: The records a parametric record is built from; the others are skipped undecoded.
 WANTED = {FAR: "FAR", MIR: "MIR", WIR: "WIR", PIR: "PIR", PRR: "PRR", PTR: "PTR"}
-#: REC_TYP values STDF V4 reserves for tester vendors' own records.
-VENDOR_TYPES = {180, 181}
+#: REC_TYP families STDF V4 (and V4-2007) defines, plus 180/181 reserved for vendors.
+#: A record of another type means the stream has lost its framing (corruption).
+KNOWN_FAMILIES = {0, 1, 2, 5, 10, 15, 20, 50, 180, 181}
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,6 @@ class _FieldDecoder:
         self._parser.inp = io.BytesIO(body)
         values = self._parser.recordParsers[key](self._parser, header, [])
         return dict(zip(self._names[key], values, strict=False))
-
-    def knows(self, key: tuple[int, int]) -> bool:
-        return key in self._names
 
 
 def _read(stream: BinaryIO, size: int, offset: int) -> bytes:
@@ -146,8 +144,8 @@ class StdfRecordReader:
             self.offset = start + 4 + length
             if key in WANTED:
                 yield self._decoded(decoder, key, body, start)
-            elif not decoder.knows(key) and key[0] not in VENDOR_TYPES:
-                yield BadRecord(f"type {key}", start, f"unknown record type {key}")
+            elif key[0] not in KNOWN_FAMILIES:
+                yield BadRecord(f"type {key}", start, f"no STDF record has type {key}")
 
     @staticmethod
     def _decoded(

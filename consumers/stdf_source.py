@@ -185,14 +185,18 @@ class StdfSource:
 
     def _on_bad_record(self, bad: BadRecord) -> Iterator[Problem]:
         where = f"byte {bad.offset}{self._gz}"
+        if bad.name.startswith("type"):
+            yield self._problem(where, "unknown record", f"{bad.reason}; skipped")
+            self._unknown += 1
+            if self._unknown >= MAX_UNKNOWN_RECORDS:
+                reason = f"{self._unknown} records of no STDF type: the file is corrupt"
+                raise StdfReadError(bad.offset, "corrupt", reason)
+            return
         if bad.name in ("PIR", "PTR", "PRR"):
             # Which site it belonged to is unreadable: every open part may be affected.
             for part in self._open.values():
                 part.damaged = f"its {bad.name} at {where} is unreadable: {bad.reason}"
         yield self._problem(where, "undecodable record", f"{bad.name}: {bad.reason}; skipped")
-        self._unknown += bad.name.startswith("type")
-        if self._unknown >= MAX_UNKNOWN_RECORDS:
-            raise StdfReadError(bad.offset, "corrupt", "too many unknown records: file corrupt")
 
     def _on_far(self, far: dict[str, Any], offset: int) -> Iterator[Item]:
         if far.get("STDF_VER") != 4:

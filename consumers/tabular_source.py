@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
-from consumers.file_records import CountingFile, Item, Parsed, Problem, text_stream
+from consumers.file_records import CountingFile, Item, Parsed, Problem
 from consumers.tabular_values import BadValue, to_int, to_iso_ts, to_label, to_number, to_text
 
 TabularFormat = Literal["csv", "jsonl"]
@@ -80,9 +80,16 @@ class _Plan:
     categorical: tuple[str, ...]
 
 
+def sample_rows(sample: Sequence[Row | Problem]) -> list[Row]:
+    return [row for row in sample if not isinstance(row, Problem)]
+
+
 def _is_numeric(column: str, sample: Sequence[Row]) -> bool:
-    values = [row.get(column) for _, row in sample]
-    return all(not isinstance(to_number(v), BadValue) for v in values)
+    # Most present values are numbers: a stray text is then a row problem, reported,
+    # rather than a reason to drop the whole column without a word.
+    values = [to_number(row.get(column)) for _, row in sample]
+    present = [v for v in values if v is not None]
+    return sum(isinstance(v, BadValue) for v in present) * 2 <= len(present)
 
 
 def _matching(patterns: Sequence[str], columns: Sequence[str], option: str) -> list[str]:
@@ -114,6 +121,12 @@ def resolve(mapping: ColumnMapping, columns: Sequence[str], sample: Sequence[Row
     else:
         categorical = rest
     return _Plan(tuple(numeric), tuple(categorical))
+
+
+class _Undecodable(Exception):
+    def __init__(self, exc: UnicodeDecodeError) -> None:
+        super().__init__(str(exc))
+        self.reason = f"byte {exc.object[exc.start]:#04x} at column {exc.start + 1}"
 
 
 class _RowError(Exception):
@@ -150,6 +163,7 @@ class TabularSource:
         self._file: CountingFile | None = None
         self._stem = path.name.split(".")[0]
         self._csv_header: list[str] = []
+        self._lines = 0
 
     @property
     def raw_bytes_read(self) -> int:
@@ -165,74 +179,76 @@ class TabularSource:
             yield from self._planned()
         except MappingError as error:
             yield self._problem("header", "unknown column", str(error))
-        except (UnicodeDecodeError, EOFError, OSError, zlib.error) as error:
-            # The rest of the file cannot be read: say where reading stopped.
-            where = f"after data row {self.rows_read}"
-            yield self._problem(where, "unreadable", f"the file cannot be read further: {error}")
 
     def _planned(self) -> Iterator[Item]:
         with CountingFile(self.path) as self._file:
-            problems: list[Problem] = []
-            rows = self._rows(problems)
-            columns, sample = self._columns_and_sample(rows, problems)
+            rows = self._guarded(self._rows(self._decoded_lines(self._file.stream)))
+            sample = list(itertools.islice(rows, SAMPLE_ROWS))
+            columns = self._columns(sample_rows(sample))
             try:
-                plan = resolve(self.mapping, columns, sample)
+                plan = resolve(self.mapping, columns, sample_rows(sample))
             except MappingError as error:
                 listed = ", ".join(repr(c) for c in columns) or "none"
                 raise MappingError(f"{self.path}: {error}; its columns are: {listed}") from None
-            yield from problems
-            problems.clear()
-            for line, row in itertools.chain(sample, rows):
-                yield from problems
-                problems.clear()
+            for row in itertools.chain(sample, rows):
                 self.rows_read += 1
-                yield self._item(line, row, plan)
-            yield from problems
+                yield row if isinstance(row, Problem) else self._item(*row, plan)
 
-    def _columns_and_sample(
-        self, rows: Iterator[Row], problems: list[Problem]
-    ) -> tuple[list[str], list[Row]]:
-        sample = list(itertools.islice(rows, SAMPLE_ROWS))
+    def _columns(self, sample: list[Row]) -> list[str]:
         if self.format == "csv":
-            return self._csv_header, sample
-        columns: dict[str, None] = {}
+            return self._csv_header
+        columns: dict[str, None] = {}  # every key of the first rows, in order of appearance
         for _, row in sample:
             columns.update(dict.fromkeys(row))
-        return list(columns), sample
+        return list(columns)
 
-    def _rows(self, problems: list[Problem]) -> Iterator[Row]:
-        assert self._file is not None
-        text = text_stream(self._file)
+    def _decoded_lines(self, stream: BinaryIO) -> Iterator[str]:
+        # Decoded line by line, so a bad byte is pinned to its line and the lines before
+        # it are all used (a text wrapper decodes 8 KiB at a time).
+        for self._lines, raw in enumerate(stream, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Undecodable(exc) from exc
+            yield text.removeprefix("\ufeff") if self._lines == 1 else text
+
+    def _guarded(self, rows: Iterator[Row | Problem]) -> Iterator[Row | Problem]:
+        try:
+            yield from rows
+        except _Undecodable as error:
+            reason = f"not UTF-8 ({error.reason}); the rest of the file is not read"
+            yield self._problem(f"line {self._lines}", "not utf-8", reason)
+        except (EOFError, OSError, zlib.error) as error:
+            reason = f"the file cannot be read further: {error}"
+            yield self._problem(f"after line {self._lines}", "unreadable", reason)
+
+    def _rows(self, text: Iterator[str]) -> Iterator[Row | Problem]:
         if self.format == "csv":
-            return self._csv_rows(text, problems)
-        return self._jsonl_rows(text, problems)
+            reader = csv.reader(text)
+            header = self._next_cells(reader)
+            self._csv_header = [c.strip() for c in header] if isinstance(header, list) else []
+            return self._csv_rows(reader, len(self._csv_header))
+        return self._jsonl_rows(text)
 
-    def _csv_rows(self, text: Any, problems: list[Problem]) -> Iterator[Row]:
-        reader = csv.reader(text)
-        self._csv_header = [c.strip() for c in next(reader, [])]
-        width = len(self._csv_header)
-        return self._csv_checked(reader, width, problems)
-
-    def _csv_checked(self, reader: Any, width: int, problems: list[Problem]) -> Iterator[Row]:
-        while (cells := self._next_cells(reader, problems)) is not None:
-            if not cells:
-                continue
-            if len(cells) != width:
+    def _csv_rows(self, reader: Any, width: int) -> Iterator[Row | Problem]:
+        while (cells := self._next_cells(reader)) is not None:
+            if isinstance(cells, Problem):
+                yield cells
+            elif not cells:
+                continue  # a blank line
+            elif len(cells) != width:
                 reason = f"the row has {len(cells)} fields; the header has {width}"
-                problems.append(
-                    self._problem(f"line {reader.line_num}", "wrong field count", reason)
-                )
-                continue
-            yield reader.line_num, dict(zip(self._csv_header, cells, strict=True))
+                yield self._problem(f"line {reader.line_num}", "wrong field count", reason)
+            else:
+                yield reader.line_num, dict(zip(self._csv_header, cells, strict=True))
 
-    def _next_cells(self, reader: Any, problems: list[Problem]) -> list[str] | None:
+    def _next_cells(self, reader: Any) -> list[str] | Problem | None:
         try:
             return next(reader, None)
         except csv.Error as exc:  # e.g. a NUL byte: this row is lost, the next may be fine
-            problems.append(self._problem(f"line {reader.line_num}", "bad csv", str(exc)))
-            return []
+            return self._problem(f"line {reader.line_num}", "bad csv", str(exc))
 
-    def _jsonl_rows(self, text: Any, problems: list[Problem]) -> Iterator[Row]:
+    def _jsonl_rows(self, text: Iterator[str]) -> Iterator[Row | Problem]:
         for line, raw in enumerate(text, start=1):
             if not raw.strip():
                 continue
@@ -240,11 +256,11 @@ class TabularSource:
                 row = json.loads(raw)
             except json.JSONDecodeError as exc:
                 reason = f"not valid JSON ({exc.msg} at column {exc.colno})"
-                problems.append(self._problem(f"line {line}", "bad json", reason))
+                yield self._problem(f"line {line}", "bad json", reason)
                 continue
             if not isinstance(row, dict):
                 reason = f"expected a JSON object, got {type(row).__name__}"
-                problems.append(self._problem(f"line {line}", "bad json", reason))
+                yield self._problem(f"line {line}", "bad json", reason)
                 continue
             yield line, row
 

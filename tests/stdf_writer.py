@@ -37,8 +37,8 @@ class StdfWriter:
         return struct.pack(self._endian + fmt, *values)
 
     @staticmethod
-    def _cn(text: str) -> bytes:
-        encoded = text.encode("ascii")
+    def _cn(text: str | bytes) -> bytes:
+        encoded = text if isinstance(text, bytes) else text.encode("ascii")
         return bytes([len(encoded)]) + encoded
 
     def _record(self, typ: int, sub: int, body: bytes) -> None:
@@ -71,7 +71,7 @@ class StdfWriter:
         self,
         test_num: int,
         result: float,
-        text: str = "",
+        text: str | bytes = "",
         head: int = 1,
         site: int = 0,
         test_flg: int = 0,
