@@ -182,6 +182,8 @@ def _describe_bad_json(error: ErrorDetails, data: bytes) -> str:
         bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"payload is not valid UTF-8 (invalid byte at position {exc.start})"
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "payload starts with a UTF-8 byte order mark; send the JSON without it"
     detail = str((error.get("ctx") or {}).get("error", error["msg"]))
     if detail.startswith("EOF while parsing"):
         where = detail.partition(" at ")[2]
@@ -260,6 +262,7 @@ _PROBLEMS: Final[dict[str, Callable[[ErrorDetails, Mapping[str, Any], str], str]
     "model_type": lambda e, c, g: f"expected a JSON object, got {g}",
     "model_attributes_type": lambda e, c, g: f"expected a JSON object, got {g}",
     "greater_than_equal": lambda e, c, g: f"must be at least {c.get('ge')}, got {g}",
+    "int_parsing_size": lambda e, c, g: f"expected an integer of at most 19 digits, got {g}",
     "less_than_equal": lambda e, c, g: f"must be at most {c.get('le')}, got {g}",
     "finite_number": lambda e, c, g: f"must be a finite number, got {g}",
     "infinite_value": lambda e, c, g: e["msg"],
@@ -287,6 +290,7 @@ def _show(value: object) -> str:
     if isinstance(value, str) and len(value) > _MAX_SHOWN_CHARS:
         return json.dumps(value[:_MAX_SHOWN_CHARS], ensure_ascii=False) + "…"
     try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return type(value).__name__
+        shown = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # e.g. an int beyond Python's digit limit
+        return f"a {type(value).__name__} too large to show"
+    return shown if len(shown) <= _MAX_SHOWN_CHARS else shown[:_MAX_SHOWN_CHARS] + "…"

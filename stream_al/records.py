@@ -78,7 +78,9 @@ Label = Annotated[
 ]
 #: Strict: a string or a boolean in a number's place is an error, not a silent conversion.
 Number = Annotated[float, Strict()]
-Integer = Annotated[int, Strict()]
+#: Bounded so that arithmetic downstream (float conversion, hypot) can never overflow.
+Integer = Annotated[int, Strict(), Field(ge=-(2**53), le=2**53)]
+Count = Annotated[int, Strict(), Field(ge=0, le=2**63 - 1)]
 Probability = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 #: ``None`` or NaN means "this test was skipped"; ±inf is rejected by the owning model.
@@ -128,7 +130,7 @@ class ParametricRecord(_RecordBase):
     product: Name
     test_program: Name | None = None
     tester_id: Name | None = None
-    site: Integer | None = None
+    site: Annotated[Integer, Field(ge=0)] | None = None
     lot_id: Name | None = None
     wafer_id: Name | None = None
     die_x: Integer | None = None
@@ -191,7 +193,7 @@ class OracleRequest(_Message):
     threshold: FiniteNumber
     proba: dict[Label, Probability]
     predicted: Label | None = None
-    model_version: Integer = Field(ge=0)
+    model_version: Count
     created_at: Timestamp
     expires_at: Timestamp
     record: Record
@@ -201,8 +203,7 @@ class OracleRequest(_Message):
         if self.record.record_id != self.record_id or self.record.kind != self.kind:
             raise PydanticCustomError(
                 "record_mismatch",
-                "record_id and kind must match those of the embedded record"
-                " ({record_id!r}, {kind!r})",
+                'record_id and kind must be those of the embedded record ("{record_id}", "{kind}")',
                 {"record_id": self.record.record_id, "kind": self.record.kind},
             )
         return self
@@ -243,7 +244,7 @@ class Prediction(_Message):
     uncertainty: Probability
     queried: Annotated[bool, Strict()]
     query_id: Name | None = None
-    model_version: Integer = Field(ge=0)
+    model_version: Count
     ts: Timestamp
 
 
@@ -260,8 +261,8 @@ class DeadLetter(_Message):
     """
 
     source_topic: Name
-    partition: Integer
-    offset: Integer
+    partition: Count
+    offset: Count
     error: str
     payload_b64: str
     ts: Timestamp
