@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from stream_al.budget import BudgetConfig, BudgetManager
 from stream_al.errors import ConfigError
 from stream_al.gates import (
     THRESHOLD_MAX,
@@ -229,3 +230,39 @@ def test_make_gate_revalidates_a_copied_config() -> None:
     # model_copy(update=...) skips validation; the factory must not.
     with pytest.raises(ValidationError, match="step"):
         make_gate(GateConfig().model_copy(update={"step": 2.0}), seed=0)
+
+
+# --- behind the budget, as the learner uses it --------------------------------------------
+
+
+def _behind_budget(gate: Gate, budget: BudgetManager, n: int, seed: int) -> tuple[float, float]:
+    """Realised query rate, and how much more uncertain the queried records were on average."""
+    rng, seen, picked = random.Random(seed), [], []
+    for t in range(n):
+        u, novelty = rng.betavariate(2, 5), rng.betavariate(2, 8)
+        reason = None
+        if budget.may_query("k", "uncertainty", float(t), 0):
+            reason = gate.decide(u, novelty)
+        budget.record("k", reason, float(t))
+        seen.append(u)
+        if reason is not None:
+            picked.append(u)
+    return len(picked) / n, sum(picked) / max(1, len(picked)) - sum(seen) / n
+
+
+@pytest.mark.parametrize("strategy", ["variable", "randomized", "hybrid"])
+@pytest.mark.parametrize("fraction", [0.05, 0.2])
+def test_adaptive_gate_behind_the_budget_spends_about_b_on_uncertain_records(
+    strategy: Strategy, fraction: float
+) -> None:
+    budget = BudgetManager(BudgetConfig(fraction=fraction, window=500, audit_fraction=0.0))
+    rate, lift = _behind_budget(make_gate(CONFIGS[strategy], seed=8), budget, 20_000, seed=15)
+    assert rate == pytest.approx(fraction, rel=0.05)
+    assert lift > 0.02  # not just any records: more uncertain than average (random: < 0.01)
+
+
+def test_fixed_gate_behind_the_budget_spends_only_what_its_threshold_finds() -> None:
+    # P(u ≥ 0.8) for u ~ Beta(2, 5) is under 1%: a fixed θ cannot track the budget.
+    budget = BudgetManager(BudgetConfig(fraction=0.1, window=500, audit_fraction=0.0))
+    rate, _ = _behind_budget(FixedGate(0.8), budget, 20_000, seed=15)
+    assert rate < 0.01
