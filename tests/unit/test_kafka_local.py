@@ -1,0 +1,375 @@
+"""The local broker's pure parts: config rendering, tool checks, ports, cache and state.
+
+No broker and no network here; the real start/stop is covered by tests/integration.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import stat
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from consumers.kafka_local import KafkaLocalError, LocalKafka, ToolMissing, process, reap_orphans
+from consumers.kafka_local import __main__ as cli
+from consumers.kafka_local.broker import cluster_id
+from consumers.kafka_local.config import (
+    Ports,
+    choose_ports,
+    free_port,
+    port_is_free,
+    render_log4j2,
+    render_server_properties,
+)
+from consumers.kafka_local.errors import DownloadError
+from consumers.kafka_local.jars import ensure_jars, logging_backend, render_pom, slf4j_binding
+from consumers.kafka_local.state import BrokerState, read_state, write_state
+from consumers.kafka_local.tools import java_major, require_tools
+
+POM = "{http://maven.apache.org/POM/4.0.0}"
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
+    return {key: value for key, value in pairs}
+
+
+# --- server.properties and log4j2 ---------------------------------------------------------
+
+
+def test_properties_describe_a_single_node_kraft_broker_on_loopback(tmp_path: Path) -> None:
+    props = parse_properties(render_server_properties(Ports(9092, 9093), tmp_path / "data"))
+    assert props["process.roles"] == "broker,controller"
+    assert props["node.id"] == "1"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092"
+    assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
+    assert "controller.quorum.voters" not in props  # `format --standalone` refuses it
+    assert props["log.dirs"] == str(tmp_path / "data")
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["offsets.topic.num.partitions"] == "1"
+
+
+def test_every_internal_topic_fits_one_broker(tmp_path: Path) -> None:
+    props = parse_properties(render_server_properties(Ports(1, 2), tmp_path))
+    factors = {k: v for k, v in props.items() if k.endswith(("replication.factor", "min.isr"))}
+    assert set(factors) == {
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+    }
+    assert set(factors.values()) == {"1"}
+
+
+def test_topic_auto_creation_keeps_kafkas_default(tmp_path: Path) -> None:
+    assert "auto.create.topics.enable" not in render_server_properties(Ports(1, 2), tmp_path)
+
+
+def test_a_backslash_in_the_data_dir_is_escaped_for_java_properties() -> None:
+    props = parse_properties(render_server_properties(Ports(1, 2), Path("/tmp/a\\b")))
+    assert props["log.dirs"] == "/tmp/a\\\\b"
+
+
+def test_log4j2_config_is_xml_writing_to_the_given_file_even_with_odd_characters(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / 'a&b"c' / "broker.log"
+    root = ET.fromstring(render_log4j2(log))  # noqa: S314  # our own output, not untrusted
+    appender = root.find("./Appenders/RollingFile")
+    assert appender is not None and appender.get("fileName") == str(log)
+    assert root.get("shutdownHook") == "disable"
+
+
+# --- Java and Maven -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('openjdk version "21" 2023-09-19', 21),
+        ('openjdk version "22-ea" 2024-03-19', 22),
+        ('java version "1.8.0_392"', 8),
+        ('openjdk version "11.0.2" 2019-01-15\nOpenJDK Runtime Environment', 11),
+    ],
+)
+def test_java_major_version_is_parsed(output: str, major: int) -> None:
+    assert java_major(output) == major
+
+
+def test_output_without_a_version_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no Java version"):
+        java_major("command not found")
+
+
+@pytest.fixture
+def bare_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PATH is an empty folder: no java, no mvn (tests drop fakes in it)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    return folder
+
+
+def fake_java(folder: Path, version: str) -> Path:
+    java = folder / "java"
+    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2020-01-01' >&2\n")
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    return java
+
+
+def test_missing_java_and_maven_are_both_named_with_the_install_command(bare_path: Path) -> None:
+    with pytest.raises(ToolMissing) as caught:
+        require_tools(need_maven=True)
+    message = str(caught.value)
+    assert "Java 17+" in message and "Maven" in message
+    assert "apt-get install openjdk-17-jre-headless maven" in message
+
+
+def test_an_old_java_is_named_with_its_version(bare_path: Path) -> None:
+    fake_java(bare_path, "11.0.2")
+    with pytest.raises(ToolMissing, match=r"is Java 11"):
+        require_tools(need_maven=False)
+
+
+def test_maven_is_needed_only_to_download(bare_path: Path) -> None:
+    java = fake_java(bare_path, "17.0.1")
+    assert require_tools(need_maven=False) == java
+    with pytest.raises(ToolMissing) as caught:
+        require_tools(need_maven=True)
+    assert "Maven" in str(caught.value) and "Java" not in str(caught.value).split("Install")[0]
+
+
+def test_java_home_wins_over_path(
+    bare_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home_bin = tmp_path / "jdk" / "bin"
+    home_bin.mkdir(parents=True)
+    monkeypatch.setenv("JAVA_HOME", str(home_bin.parent))
+    fake_java(bare_path, "11.0.2")
+    java_21 = fake_java(home_bin, "21.0.1")
+    assert require_tools(need_maven=False) == java_21
+
+
+def test_start_without_tools_fails_before_touching_the_network(
+    bare_path: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ToolMissing, match="Maven"):
+        LocalKafka("t", cache_dir=tmp_path / "cache").start()
+
+
+# --- ports ----------------------------------------------------------------------------------
+
+
+def test_chosen_ports_are_free_and_distinct() -> None:
+    ports = choose_ports()
+    assert ports.broker != ports.controller
+    assert port_is_free(ports.broker) and port_is_free(ports.controller)
+    assert ports.bootstrap == f"127.0.0.1:{ports.broker}"
+
+
+def test_a_requested_free_port_is_used() -> None:
+    wanted = free_port()
+    assert choose_ports(broker=wanted).broker == wanted
+
+
+def test_a_requested_port_in_use_is_refused() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert not port_is_free(port)
+        with pytest.raises(KafkaLocalError, match=f"port {port} .* in use"):
+            choose_ports(broker=port)
+
+
+def test_free_port_avoids_the_given_ones() -> None:
+    first = free_port()
+    assert free_port(avoid=frozenset({first})) != first
+
+
+def test_the_same_port_twice_is_refused() -> None:
+    port = free_port()
+    with pytest.raises(KafkaLocalError, match="must differ"):
+        choose_ports(broker=port, controller=port)
+
+
+# --- jar cache ------------------------------------------------------------------------------
+
+
+def test_slf4j_1_and_2_get_their_own_log4j_binding() -> None:
+    assert slf4j_binding("1.7.36") == "log4j-slf4j-impl"
+    assert slf4j_binding("2.0.17") == "log4j-slf4j2-impl"
+
+
+def touch_jars(libs: Path, *names: str) -> Path:
+    libs.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (libs / name).touch()
+    return libs
+
+
+def test_logging_backend_follows_the_jars_kafka_pulled(tmp_path: Path) -> None:
+    libs = touch_jars(
+        tmp_path, "slf4j-api-2.0.17.jar", "log4j-api-2.24.3.jar", "kafka_2.13-4.4.0.jar"
+    )
+    artifacts = [(a, v) for _, a, v in logging_backend(libs)]
+    assert artifacts == [
+        ("log4j-api", "2.24.3"),
+        ("log4j-core", "2.24.3"),
+        ("log4j-slf4j2-impl", "2.24.3"),
+    ]
+
+
+def test_two_slf4j_apis_on_the_classpath_are_an_error(tmp_path: Path) -> None:
+    libs = touch_jars(tmp_path, "slf4j-api-1.7.36.jar", "slf4j-api-1.7.25.jar")
+    with pytest.raises(DownloadError, match="several slf4j-api"):
+        logging_backend(libs)
+
+
+def test_the_throwaway_pom_lists_the_dependencies_and_can_drop_transitives() -> None:
+    deps = [("org.apache.kafka", "kafka_2.13", "4.4.0")]
+    open_pom, isolated_pom = (
+        ET.fromstring(render_pom(deps, isolated=i))  # noqa: S314  # our own output
+        for i in (False, True)
+    )
+    artifact = open_pom.find(f"./{POM}dependencies/{POM}dependency/{POM}artifactId")
+    assert artifact is not None and artifact.text == "kafka_2.13"
+    assert open_pom.find(f".//{POM}exclusion") is None
+    assert isolated_pom.find(f".//{POM}exclusion/{POM}artifactId") is not None
+
+
+def test_a_complete_download_is_reused_without_maven(bare_path: Path, tmp_path: Path) -> None:
+    home = tmp_path / "kafka" / "4.4.0"
+    touch_jars(home / "libs", "kafka_2.13-4.4.0.jar")
+    (home / "libs.complete").write_text("{}")
+    assert ensure_jars("4.4.0", tmp_path) == home / "libs"  # no mvn on PATH: not called
+
+
+def test_an_unmarked_download_is_redone(bare_path: Path, tmp_path: Path) -> None:
+    touch_jars(tmp_path / "kafka" / "4.4.0" / "libs", "kafka_2.13-4.4.0.jar")
+    with pytest.raises(FileNotFoundError, match="mvn"):  # it tried Maven again
+        ensure_jars("4.4.0", tmp_path)
+    assert not (tmp_path / "kafka" / "4.4.0" / "libs" / "kafka_2.13-4.4.0.jar").exists()
+
+
+# --- state, identity, processes -------------------------------------------------------------
+
+
+def test_state_round_trips_and_a_corrupt_file_reads_as_none(tmp_path: Path) -> None:
+    state = BrokerState(1, 1, 9092, 9093, "127.0.0.1:9092", "/d", "4.4.0")
+    write_state(tmp_path / "state.json", state)
+    assert read_state(tmp_path / "state.json") == state
+    (tmp_path / "state.json").write_text("{not json")
+    assert read_state(tmp_path / "state.json") is None
+    assert read_state(tmp_path / "absent.json") is None
+
+
+def test_cluster_id_is_base64url_of_16_bytes() -> None:
+    text = cluster_id()
+    assert len(base64.urlsafe_b64decode(text + "==")) == 16
+    assert not text.startswith("-")
+
+
+def test_a_zombie_or_reaped_pid_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    stat_file = Path(f"/proc/{child.pid}/stat")
+    for _ in range(200):  # until it has exited, unreaped
+        if stat_file.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    assert not process.pid_alive(child.pid)
+    child.wait()
+    assert not process.pid_alive(child.pid)
+    assert process.pid_alive(os.getpid())
+
+
+def test_a_process_that_is_not_our_broker_is_not_recognised(tmp_path: Path) -> None:
+    assert not process.runs_broker(os.getpid(), tmp_path / "server.properties")
+
+
+def test_terminate_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    script = "trap '' TERM; sleep 60 & wait"
+    child = process.spawn(["sh", "-c", script], tmp_path / "out", die_with_parent=True)
+    time.sleep(0.2)  # let the shell install its trap
+    process.terminate(child.pid, child.pid, grace=0.5, child=child)
+    assert child.poll() is not None
+    for _ in range(500):  # SIGKILL lands asynchronously; a survivor would run for 60 s
+        if not live_members(child.pid):
+            break
+        time.sleep(0.01)
+    assert live_members(child.pid) == [], "the group's sleep survived"
+
+
+def live_members(pgid: int) -> list[int]:
+    """Pids of the group that still run (zombies wait for init to reap them: not running)."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat_file.parent.name))
+    return members
+
+
+# --- LocalKafka and the command line without a broker ---------------------------------------
+
+
+def test_nothing_running_means_status_none_and_stop_false(tmp_path: Path) -> None:
+    kafka = LocalKafka("idle", cache_dir=tmp_path)
+    assert kafka.status() is None
+    assert kafka.stop() is False
+    with pytest.raises(KafkaLocalError, match="no local broker named 'idle'"):
+        _ = kafka.bootstrap
+
+
+def test_a_stale_state_file_does_not_count_as_running(tmp_path: Path) -> None:
+    kafka = LocalKafka("stale", cache_dir=tmp_path)
+    kafka.run_dir.mkdir(parents=True)
+    state = BrokerState(os.getpid(), os.getpid(), 1, 2, "127.0.0.1:1", "/d", "4.4.0")
+    write_state(kafka.run_dir / "state.json", state)  # our pid, but not kafka.Kafka
+    assert kafka.status() is None
+    assert kafka.stop() is False
+    assert not (kafka.run_dir / "state.json").exists()
+
+
+def test_orphans_of_dead_sessions_are_reaped_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for owner in (dead.pid, os.getpid()):
+        (tmp_path / "kafka-local" / f"pytest-{owner}").mkdir(parents=True)
+    assert reap_orphans("pytest-", tmp_path) == [f"pytest-{dead.pid}"]
+    assert [p.name for p in (tmp_path / "kafka-local").iterdir()] == [f"pytest-{os.getpid()}"]
+
+
+def test_cli_status_and_stop_without_a_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STREAM_AL_CACHE", str(tmp_path))
+    assert cli.main(["status", "--name", "nobody"]) == 1
+    assert cli.main(["stop", "--name", "nobody"]) == 0
+    assert capsys.readouterr().out == ""  # stdout carries only a bootstrap address
+
+
+def test_cli_start_failure_is_a_message_not_a_traceback(
+    bare_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STREAM_AL_CACHE", str(tmp_path))
+    assert cli.main(["start"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "apt-get install openjdk-17-jre-headless maven" in captured.err
