@@ -133,7 +133,7 @@ class Producer:
             nonlocal seen
             seen += 1
             if isinstance(item, Problem):
-                progress.console.print(f"problem: {item}", markup=False, highlight=False)
+                say(progress.console, f"problem ({item.kind}): {item}")
             if seen % PROGRESS_EVERY == 0:
                 progress.update(task, completed=source.raw_bytes_read)
 
@@ -150,7 +150,7 @@ class Producer:
     ) -> None:
         delivered, failures = self._delivery
         for failure in failures:
-            self.console.print(f"problem: {failure}", markup=False, highlight=False)
+            say(self.console, f"problem ({failure.kind}): {failure}")
         report.read = source.parts_read if isinstance(source, StdfSource) else source.rows_read
         report.sent = delivered
         self._count(report, [*outcome.problems, *failures])
@@ -170,6 +170,11 @@ class Producer:
         if report.note == "interrupted" or self._delivery[1]:
             return None
         return {"records": report.sent, "problems": report.problems}
+
+
+def say(console: Console, text: str) -> None:
+    """One line, as is: no markup, no colours guessed, never wrapped (logs are grepped)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def progress_bar(console: Console) -> Progress:
@@ -260,14 +265,14 @@ def run_produce(
     producer = Producer(DryRunSink(sys.stdout), options, console)
     if errors := preflight(files, producer):
         for error in errors:
-            console.print(f"error: {error}", markup=False, highlight=False)
+            say(console, f"error: {error}")
         return EXIT_USAGE
     try:
         producer.sink = (
             DryRunSink(sys.stdout) if dry_run else KafkaSink(topic, servers, flush_timeout)
         )
     except BrokerUnavailable as error:
-        console.print(f"error: {error}; nothing was sent", markup=False, highlight=False)
+        say(console, f"error: {error}; nothing was sent")
         return EXIT_NO_BROKER
     broker_lost = _run(producer, files, follow, state_dir, poll_interval, polls)
     for table in summary_tables(producer.totals):
@@ -297,7 +302,7 @@ def _run(
                 )
                 watcher.run(producer.stop, poll_interval, polls)
     except BrokerUnavailable as error:
-        producer.console.print(f"error: {error}; stopped", markup=False, highlight=False)
+        say(producer.console, f"error: {error}; stopped")
         producer.totals.reasons["broker unavailable"] += 1
         return True
     finally:

@@ -1,0 +1,244 @@
+"""``stream-al produce`` end to end without a broker: --dry-run, fakes, and the follow ledger."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from consumers import produce_run
+from consumers.cli import build_cli
+from consumers.file_records import Parsed, Problem
+from consumers.follow import FileIdentity, FolderWatcher, Ledger
+from consumers.publish import Pacer, publish_items
+from stream_al.codec import decode_record
+from stream_al.errors import BrokerUnavailable
+from tests.stdf_writer import StdfWriter
+
+runner = CliRunner()
+
+
+def produce(*args: str | Path) -> Result:
+    return runner.invoke(build_cli(), ["produce", *map(str, args)])
+
+
+def stdf(path: Path, parts: int = 3, product: str = "PMIC-A7", lot: str = "L1") -> Path:
+    w = StdfWriter()
+    w.mir(lot_id=lot, part_typ=product)
+    w.wir("W1")
+    for i in range(parts):
+        w.part({1: float(i), 2: 2.0}, {1: "vdd", 2: "idd"}, x=i, y=0, part_id=str(i + 1))
+    w.mrr()
+    return w.write(path)
+
+
+def records(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+class FakeSink:
+    """Accepts everything; ``fail_every`` makes every n-th record fail on flush."""
+
+    def __init__(self, fail_every: int = 0) -> None:
+        self.sent: list[tuple[bytes | None, bytes]] = []
+        self.delivered, self.failures = 0, list[Problem]()
+        self._fail_every, self._pending = fail_every, list[tuple[str, str]]()
+
+    def send(self, key: bytes | None, value: bytes, file: str, position: str) -> None:
+        self.sent.append((key, value))
+        self._pending.append((file, position))
+
+    def flush(self) -> None:
+        for n, (file, position) in enumerate(self._pending, start=1):
+            if self._fail_every and n % self._fail_every == 0:
+                self.failures.append(Problem(file, position, "delivery failed", "broker said no"))
+            else:
+                self.delivered += 1
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def test_dry_run_prints_one_valid_record_per_part(tmp_path: Path) -> None:
+    result = produce("--dry-run", "--label-from", "pass_fail", stdf(tmp_path / "a.stdf"))
+    assert result.exit_code == 0, result.output
+    decoded = [decode_record(line.encode()) for line in result.stdout.splitlines()]
+    assert [r.record_id for r in decoded] == ["L1-W1-P1-00001", "L1-W1-P2-00002", "L1-W1-P3-00003"]
+    assert {r.label for r in decoded} == {"pass"}
+
+
+def test_a_truncated_file_sends_its_complete_parts_and_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "cut.stdf"
+    path.write_bytes(stdf(tmp_path / "whole.stdf").read_bytes()[:-30])
+    result = produce("--dry-run", path)
+    assert result.exit_code == 1
+    assert len(records(result)) == 2
+    assert f"{path}: part 3 at byte" in result.stderr and "truncated" in result.stderr
+
+
+def test_a_record_the_codec_rejects_is_reported_not_sent(tmp_path: Path) -> None:
+    path = stdf(tmp_path / "noproduct.stdf", parts=2, product="")
+    rejected = produce("--dry-run", path)
+    assert rejected.exit_code == 1 and records(rejected) == []
+    assert "invalid record" in rejected.stderr and "product" in rejected.stderr
+    accepted = produce("--dry-run", "--product", "PMIC-B1", path)
+    assert accepted.exit_code == 0
+    assert [r["product"] for r in records(accepted)] == ["PMIC-B1", "PMIC-B1"]
+
+
+def test_an_unknown_column_stops_everything_before_anything_is_sent(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("serial,v\ns1,1.0\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sn,v\ns1,1.0\n")
+    result = produce("--dry-run", "--product", "P", "--id-column", "serial", good, bad)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{bad}: column 'serial' (--id-column) is not in the file" in result.stderr
+    assert "its columns are: 'sn', 'v'" in result.stderr
+
+
+def test_csv_wrong_types_are_reported_and_the_rest_sent(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,amount,channel\n1,12.5,web\n2,lots,shop\n3,7,web\n")
+    result = produce("--dry-run", "--kind", "transaction", "--id-column", "id", path)
+    assert result.exit_code == 1
+    assert [r["record_id"] for r in records(result)] == ["1", "3"]
+    assert f"{path}: line 3, column 'amount'" in result.stderr
+
+
+def test_unknown_file_format_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\x00")
+    result = produce("--dry-run", path)
+    assert result.exit_code == 2 and "unknown format" in result.stderr
+
+
+def test_message_keys_follow_the_key_option(tmp_path: Path) -> None:
+    sink = FakeSink()
+    producer = produce_run.Producer(
+        sink, produce_run.ProduceOptions(key_field="lot_id"), produce_run.Console(stderr=True)
+    )
+    with produce_run.progress_bar(producer.console) as progress:
+        report = producer.publish(stdf(tmp_path / "k.stdf", lot="LOT-9"), progress)
+    assert [key for key, _ in sink.sent] == [b"LOT-9"] * 3
+    assert (report.read, report.sent, report.problems) == (3, 3, 0)
+
+
+def test_delivery_failures_are_counted_reported_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(produce_run, "KafkaSink", lambda *a: FakeSink(fail_every=2))
+    result = produce(stdf(tmp_path / "d.stdf", parts=4))
+    assert result.exit_code == 1
+    assert result.stderr.count("delivery failed") >= 2
+    assert f"{tmp_path / 'd.stdf'}: part 2 at byte" in result.stderr
+
+
+def test_no_broker_exits_3_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise BrokerUnavailable("no Kafka broker answers at localhost:1")
+
+    monkeypatch.setattr(produce_run, "KafkaSink", refuse)
+    result = produce("--bootstrap-servers", "localhost:1", stdf(tmp_path / "n.stdf"))
+    assert result.exit_code == 3 and "nothing was sent" in result.stderr
+
+
+def test_a_stop_request_ends_the_file_after_the_record_in_hand() -> None:
+    items = [Parsed({"record_id": str(i)}, "f", f"line {i}") for i in range(5)]
+    seen: list[object] = []
+    outcome = publish_items(
+        items, FakeSink(), "record_id", Pacer(0), seen.append, should_stop=lambda: len(seen) >= 2
+    )
+    assert outcome.stopped and len(seen) == 2
+
+
+def test_the_pacer_spaces_records_at_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("consumers.publish.time.sleep", sleeps.append)
+    pacer = Pacer(4.0, clock=lambda: 10.0)  # the clock stands still: every wait is owed
+    for _ in range(3):
+        pacer.wait()
+    assert sleeps == [0.0, 0.25, 0.5]
+
+
+def follow(drop: Path, state: Path, polls: int = 2) -> Result:
+    return produce(
+        "--dry-run",
+        "--follow",
+        drop,
+        "--state-dir",
+        state,
+        "--polls",
+        str(polls),
+        "--poll-interval",
+        "0.01",
+    )
+
+
+def test_follow_publishes_each_settled_file_once_even_across_restarts(tmp_path: Path) -> None:
+    drop, state = tmp_path / "drop", tmp_path / "state"
+    drop.mkdir()
+    stdf(drop / "a.stdf", parts=2, lot="A")
+    (drop / ".hidden.stdf").write_bytes(b"x")
+    (drop / "b.stdf.part").write_bytes(b"x")
+    first = follow(drop, state)
+    assert first.exit_code == 0, first.output
+    assert [r["lot_id"] for r in records(first)] == ["A", "A"]
+    assert records(follow(drop, state)) == []  # a restart: already in the ledger
+    stdf(drop / "c.stdf", parts=1, lot="C")
+    assert [r["lot_id"] for r in records(follow(drop, state))] == ["C"]
+    stdf(drop / "a.stdf", parts=3, lot="A")  # rewritten with more parts: new content
+    assert [r["lot_id"] for r in records(follow(drop, state))] == ["A"] * 3
+    ledger = state / "produce-ledger.jsonl"
+    assert len(ledger.read_text().splitlines()) == 3
+    assert stat.S_IMODE(ledger.stat().st_mode) == 0o600
+
+
+def test_follow_waits_until_a_file_has_settled(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    stdf(drop / "a.stdf")
+    assert records(follow(drop, tmp_path / "state", polls=1)) == []
+
+
+def test_follow_needs_a_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAM_AL_STATE_DIR", raising=False)
+    result = produce("--dry-run", "--follow", tmp_path)
+    assert result.exit_code == 2 and "--state-dir" in result.output
+
+
+def test_a_file_not_fully_delivered_stays_out_of_the_ledger(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = stdf(drop / "a.stdf")
+    outcomes: list[dict[str, object] | None] = [None, {"records": 3}]
+    calls: list[Path] = []
+
+    def publish(p: Path) -> dict[str, object] | None:
+        calls.append(p)
+        return outcomes[len(calls) - 1]
+
+    ledger = Ledger(tmp_path / "state")
+    watcher = FolderWatcher(drop, ledger, lambda p: True, publish)
+    import threading
+
+    watcher.run(threading.Event(), 0.0, polls=4)
+    assert calls == [path, path]  # the failed attempt is retried, the success is final
+    assert FileIdentity.of(path) in Ledger(tmp_path / "state")
+
+
+def test_a_ledger_line_cut_by_a_crash_is_ignored(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    target = tmp_path / "f.stdf"
+    target.write_bytes(b"data")
+    ledger.add(FileIdentity.of(target), records=1)
+    with ledger.path.open("a") as f:
+        f.write('{"path": "/x", "si')
+    assert FileIdentity.of(target) in Ledger(tmp_path)
