@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,13 +21,13 @@ TS = "2026-11-24T10:15:02Z"
 DEFAULT = FeatureConfig()
 
 
-def device(measurements: dict[str, float | None], **fields: Any) -> ParametricRecord:
+def device(measurements: Mapping[str, float | None], **fields: Any) -> ParametricRecord:
     return ParametricRecord(
         record_id="r", ts=TS, product="PMIC-A7", measurements=measurements, **fields
     )
 
 
-def event(numeric: dict[str, float | None], categorical: dict[str, str]) -> TransactionRecord:
+def event(numeric: Mapping[str, float | None], categorical: dict[str, str]) -> TransactionRecord:
     return TransactionRecord(record_id="t", ts=TS, numeric=numeric, categorical=categorical)
 
 
