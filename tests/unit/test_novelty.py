@@ -32,6 +32,12 @@ def _trained(stream: list[Features], seed: int = 1) -> NoveltyScorer:
     return scorer
 
 
+@pytest.fixture(scope="module")
+def trained() -> NoveltyScorer:
+    """Trained once: tests score copies of it, never it."""
+    return _trained(_gaussian_stream(400))
+
+
 def _score_alone(scorer: NoveltyScorer, x: Features) -> float:
     """Score one record on a copy, so records are compared against the same history."""
     copy: NoveltyScorer = pickle.loads(pickle.dumps(scorer))  # noqa: S301 (our own object)
@@ -57,8 +63,8 @@ def test_each_record_is_scored_before_it_is_learnt() -> None:
     assert scores[10] > 0.0
 
 
-def test_unusual_records_score_higher_than_usual_ones() -> None:
-    scorer = _trained(_gaussian_stream(400))
+def test_unusual_records_score_higher_than_usual_ones(trained: NoveltyScorer) -> None:
+    scorer = trained
     usual = _score_alone(scorer, {"vdd": 0.9, "leak": 0.4})
     assert _score_alone(scorer, {"vdd": 0.96, "leak": 0.4}) > usual
     assert _score_alone(scorer, {"vdd": 0.9, "leak": 0.9}) > usual
@@ -73,8 +79,10 @@ def test_a_feature_missing_from_the_first_record_still_counts() -> None:
 
 
 @pytest.mark.parametrize("missing", [None, math.nan, math.inf])
-def test_missing_values_are_tolerated_and_sent_the_usual_way(missing: float | None) -> None:
-    scorer = _trained(_gaussian_stream(400))
+def test_missing_values_are_tolerated_and_sent_the_usual_way(
+    trained: NoveltyScorer, missing: float | None
+) -> None:
+    scorer = trained
     score = _score_alone(scorer, {"vdd": 0.9, "leak": missing})
     assert score <= _score_alone(scorer, {"vdd": 0.9, "leak": 0.9})
 
