@@ -40,20 +40,18 @@ def _clip01(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
-def _usable(p: float) -> float:
-    return p if math.isfinite(p) and p > 0.0 else 0.0
-
-
 def _normalised(values: Iterable[float]) -> list[float] | None:
     """Clean and renormalise ``values``; None when there is no positive mass."""
-    cleaned = [_usable(p) for p in values]
-    peak = max(cleaned, default=0.0)
-    if peak <= 0.0:
+    # NaN fails both comparisons, so it is dropped along with negatives and infinities.
+    cleaned = [p if 0.0 < p < math.inf else 0.0 for p in values]
+    total = sum(cleaned)
+    if total == math.inf:  # values near float max: rescale by the peak, then sum
+        peak = max(cleaned)
+        cleaned = [p / peak for p in cleaned]
+        total = sum(cleaned)
+    if not total > 0.0:
         return None
-    # Dividing by the peak first keeps the sum finite even for values near float max.
-    scaled = [p / peak for p in cleaned]
-    total = math.fsum(scaled)
-    return [p / total for p in scaled]
+    return [p / total for p in cleaned]
 
 
 def _n_classes(proba: Proba, n_classes: int | None) -> int:
@@ -124,7 +122,7 @@ def margin(proba: Proba, n_classes: int | None = None) -> float:
 
 
 def _entropy(p: Iterable[float]) -> float:
-    return -math.fsum(q * math.log(q) for q in p if q > 0.0)
+    return -sum(q * math.log(q) for q in p if q > 0.0)
 
 
 def entropy(proba: Proba, n_classes: int | None = None) -> float:
