@@ -193,7 +193,12 @@ class DeskQueue:
         return sum(1 for qid in self._open if not self._free_for(qid, holder, now))
 
     def claim_of(self, query_id: str) -> Claim | None:
+        """The claim on this query, live or lapsed, if any."""
         return self._claims.get(query_id)
+
+    def held_by(self, holder: str) -> str | None:
+        """The query ``holder`` claimed last (it may since have been taken or answered)."""
+        return self._held.get(holder)
 
     def skip(self, query_id: str, holder: str) -> None:
         """Release ``holder``'s claim and send the card to the back of its queue."""

@@ -1,0 +1,72 @@
+"""Shared by the desk's browser test and the terminal labeller's test: requests to produce,
+labels to read back, the environment that points ``stream-al`` at the test topics."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from stream_al.codec import decode_label, encode
+from stream_al.reasons import Reason
+from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
+
+
+def oracle_request(serial: int, reason: Reason = "uncertainty", uncertainty: float = 0.8,
+                   expires_in: timedelta = timedelta(hours=1)) -> OracleRequest:
+    """A parametric query on die (serial, serial+2) of wafer W07, asking pass or fail."""
+    now = datetime.now(UTC)
+    record_id = f"L123-W07-{serial:04d}"
+    record = ParametricRecord(
+        record_id=record_id, ts=now, product="PMIC-A7", test_program="FT_v3.2",
+        tester_id="T-093", site=serial % 4, lot_id="L123", wafer_id="W07", die_x=serial % 15,
+        die_y=(serial + 2) % 15,
+        measurements={"vdd_core_v": 0.9012, "idd_static_ma": 1.23, "fmax_mhz": 2034.5,
+                      "leak_ua": None})
+    return OracleRequest(
+        query_id=query_id_for(record_id, "PMIC-A7"), record_id=record_id, kind="parametric",
+        model_key="PMIC-A7", reason=reason, uncertainty=uncertainty, threshold=0.61,
+        proba={"pass": 0.52, "fail": 0.48}, predicted="pass", model_version=1532,
+        created_at=now, expires_at=now + expires_in, record=record)
+
+
+def produce(bootstrap: str, topic: str, *payloads: OracleRequest | OracleLabel | bytes) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        for payload in payloads:
+            if isinstance(payload, bytes):
+                producer.send(topic, value=payload)
+            else:
+                producer.send(topic, key=payload.query_id.encode(), value=encode(payload))
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=5)
+
+
+def read_labels(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0
+                ) -> list[OracleLabel]:
+    """The first ``count`` labels on ``topic`` (fewer if the timeout passes first)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partition = TopicPartition(topic, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    labels: list[OracleLabel] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(labels) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                labels += [decode_label(record.value) for record in records]
+    finally:
+        consumer.close()
+    return labels
+
+
+def stream_al_env(bootstrap: str, requests_topic: str, labels_topic: str) -> dict[str, str]:
+    """The environment of a ``stream-al`` process using the test broker and topics."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STREAM_AL_") or k == "STREAM_AL_TEST_BOOTSTRAP"}
+    return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                  "STREAM_AL_TOPICS__REQUESTS": requests_topic,
+                  "STREAM_AL_TOPICS__LABELS": labels_topic}
