@@ -19,7 +19,7 @@ from typing import Final, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from stream_al import __version__
-from stream_al.evaluation import WINDOWS
+from stream_al.evaluation import WINDOWS, Window
 from stream_al.reasons import REASONS
 
 __all__ = [
@@ -176,7 +176,7 @@ class Metrics:
     # -- state published after each batch ------------------------------------------------
 
     def set_model_state(self, model_key: str, *, threshold: float, queried_fraction: float,
-                        budget_fraction: float, accuracies: Mapping[str, float | None],
+                        budget_fraction: float, accuracies: Mapping[Window, float | None],
                         labels: int) -> None:
         """Publish one model's gate, budget and accuracy state.
 
