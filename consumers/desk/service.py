@@ -72,6 +72,9 @@ class DeskService:
             raise BrokerUnavailable(f"the label was not delivered ({error}); try again") from error
         return message
 
+    def refusal(self, query_id: str, holder: str) -> str | None:
+        return self.state.refusal(query_id, holder, _now())
+
     def skip(self, query_id: str, holder: str) -> None:
         self.state.skip(query_id, holder)
 

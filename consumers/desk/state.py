@@ -143,6 +143,15 @@ class DeskState:
             self.counts.labelled_here -= 1
             self._bump()
 
+    def refusal(self, query_id: str, holder: str, now: datetime) -> str | None:
+        """Why ``holder`` could no longer label this query, or None if it still may."""
+        with self._changed:
+            try:
+                self.queue.check_answerable(query_id, holder, now)
+            except LabelRefused as refused:
+                return refused.reason
+            return None
+
     def skip(self, query_id: str, holder: str) -> None:
         with self._changed:
             self.queue.skip(query_id, holder)

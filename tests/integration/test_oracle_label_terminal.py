@@ -1,0 +1,75 @@
+"""``stream-al oracle label`` driven through a pseudo-terminal as a person would (pexpect),
+against the real broker: cards appear as requests arrive, are answered by number, by a
+new class name, skipped, dropped when someone else answers, and the labels land on the
+label topic signed with the labeller's name."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stream_al.records import OracleLabel
+from tests.desk_support import oracle_request, produce, read_labels, stream_al_env
+
+pytestmark = pytest.mark.integration
+pexpect = pytest.importorskip("pexpect", reason="pip install pexpect")
+
+
+def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
+        kafka_bootstrap: str, create_topic: Callable[[str, int], str],
+        unique_topic: Callable[[str], str], tmp_path: Path) -> None:
+    requests_topic = create_topic(unique_topic("requests"), 3)
+    labels_topic = create_topic(unique_topic("labels"), 1)
+    q1 = oracle_request(1, uncertainty=0.9)
+    produce(kafka_bootstrap, requests_topic, b"\x00garbage", q1)  # before it starts
+
+    command = str(Path(sys.executable).parent / "stream-al")
+    env = stream_al_env(kafka_bootstrap, requests_topic, labels_topic) | {"COLUMNS": "160"}
+    term = pexpect.spawn(command, ["oracle", "label", "--labeler", "eng-term"], env=env,
+                         encoding="utf-8", timeout=30, dimensions=(60, 160))
+    term.logfile_read = (tmp_path / "terminal.log").open("w")
+    try:
+        term.expect_exact(q1.query_id)
+        term.expect_exact("label> ")
+        term.sendline("x")
+        term.expect_exact("Type 1–2, a class name, n, s or q.")
+        term.sendline("1")  # classes in name order: 1 = fail
+        term.expect_exact(f"{q1.query_id}: labelled fail")
+        term.expect_exact("Waiting for queries")
+
+        q2, q3 = oracle_request(2, reason="novelty"), oracle_request(3, uncertainty=0.5)
+        produce(kafka_bootstrap, requests_topic, q3, q2)
+        term.expect_exact(q2.query_id)  # novelty first, although it came second
+        term.expect_exact("label> ")
+        term.sendline("s")
+        term.expect_exact(f"Skipped {q2.query_id}.")
+        term.expect_exact(q3.query_id)
+        term.expect_exact("label> ")
+        term.sendline("n")
+        term.expect_exact("new class> ")
+        term.sendline("probe mark")
+        term.expect_exact(f"{q3.query_id}: labelled probe mark")
+
+        term.expect_exact(q2.query_id)  # the skipped card comes back
+        term.expect(r"3(\x1b\[[0-9;]*m)* probe mark")  # the new class: now one key away
+        elsewhere = OracleLabel(query_id=q2.query_id, label="fail", labeler="eng-web",
+                                labeled_at=q2.created_at)
+        produce(kafka_bootstrap, labels_topic, elsewhere)
+        term.expect_exact("already answered by eng-web")
+        term.expect_exact("Waiting for queries")
+        term.sendline("q")
+        term.expect_exact("Bye.")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close()
+        term.logfile_read.close()
+    assert term.exitstatus == 0
+    print(f"terminal transcript: {tmp_path / 'terminal.log'}")
+
+    labels = read_labels(kafka_bootstrap, labels_topic, 3)
+    assert [(x.query_id, x.label, x.labeler) for x in labels] == [
+        (q1.query_id, "fail", "eng-term"), (q3.query_id, "probe mark", "eng-term"),
+        (q2.query_id, "fail", "eng-web")]
