@@ -33,12 +33,37 @@ import yaml
 
 from consumers.kafka_local.process import spawn, tail, terminate
 
+#: DESIGN §8, as exposed: metric name → label names of its samples (histograms by base name).
+DESIGN_METRICS: dict[str, set[str]] = {
+    "stream_al_records_total": {"kind", "outcome"},
+    "stream_al_queries_total": {"model_key", "reason"},
+    "stream_al_labels_total": {"outcome"},
+    "stream_al_label_latency_seconds": set(),
+    "stream_al_pending_queries": set(),
+    "stream_al_query_threshold": {"model_key"},
+    "stream_al_budget_spent_ratio": {"model_key"},
+    "stream_al_uncertainty": set(),
+    "stream_al_model_accuracy": {"model_key", "window"},
+    "stream_al_model_labels_total": {"model_key"},
+    "stream_al_processing_seconds": set(),
+    "stream_al_consumer_lag": {"topic", "partition"},
+    "stream_al_dead_letters_total": {"reason"},
+    "stream_al_last_checkpoint_timestamp_seconds": set(),
+    "stream_al_build_info": {"version", "python", "river"},
+}
 INSTALL_HINT = "scripts/install-test-tools installs it (Debian package: prometheus)"
 _READY_TIMEOUT_S = 30.0
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+def dashboard_expressions(path: Path) -> dict[str, list[str]]:
+    """Panel title → its PromQL expressions, from a dashboard JSON file."""
+    board = json.loads(path.read_text(encoding="utf-8"))
+    return {panel["title"]: [target["expr"] for target in panel["targets"]]
+            for panel in board["panels"] if panel.get("targets")}
 
 
 def require_tool(name: str) -> str:

@@ -19,26 +19,8 @@ from stream_al.metrics import (
     Metrics,
     lag_from,
 )
-from tests.prometheus_support import promtool
+from tests.prometheus_support import DESIGN_METRICS, promtool
 
-#: DESIGN §8, as exposed: metric family name → label names of its samples.
-DESIGN_METRICS: dict[str, set[str]] = {
-    "stream_al_records_total": {"kind", "outcome"},
-    "stream_al_queries_total": {"model_key", "reason"},
-    "stream_al_labels_total": {"outcome"},
-    "stream_al_label_latency_seconds": set(),
-    "stream_al_pending_queries": set(),
-    "stream_al_query_threshold": {"model_key"},
-    "stream_al_budget_spent_ratio": {"model_key"},
-    "stream_al_uncertainty": set(),
-    "stream_al_model_accuracy": {"model_key", "window"},
-    "stream_al_model_labels_total": {"model_key"},
-    "stream_al_processing_seconds": set(),
-    "stream_al_consumer_lag": {"topic", "partition"},
-    "stream_al_dead_letters_total": {"reason"},
-    "stream_al_last_checkpoint_timestamp_seconds": set(),
-    "stream_al_build_info": {"version", "python", "river"},
-}
 _ACCURACIES = {"queried": 0.7, "audit": 0.9, "inline": None}
 
 

@@ -1,0 +1,29 @@
+# stream-al: the daemon and its tools. `docker compose up` builds it (docker-compose.yml).
+# Base pinned to an exact Python patch release and Debian release, so a rebuild is the same
+# image until someone bumps it on purpose.
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# A system user without a shell; the state directory is its own and private (checkpoints 0600).
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/stream-al \
+        --shell /usr/sbin/nologin stream-al \
+    && install -d -m 0700 -o stream-al -g stream-al /var/lib/stream-al
+
+WORKDIR /opt/stream-al
+COPY pyproject.toml README.md ./
+COPY stream_al ./stream_al
+COPY consumers ./consumers
+RUN pip install . && rm -rf /opt/stream-al/build
+
+USER stream-al
+ENV STREAM_AL_STATE_DIR=/var/lib/stream-al \
+    STREAM_AL_HTTP__PORT=9108
+VOLUME ["/var/lib/stream-al"]
+EXPOSE 9108
+
+ENTRYPOINT ["stream-al"]
+CMD ["run"]
