@@ -1,5 +1,5 @@
-"""Shared by the desk's browser test and the terminal labeller's test: requests to produce,
-labels to read back, the environment that points ``stream-al`` at the test topics."""
+"""Shared by the desk's tests: requests to produce or feed, labels to read back, a desk
+that records labels instead of sending them, the environment of a ``stream-al`` process."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.desk.service import DeskService
+from consumers.settings import Settings
 from stream_al.codec import decode_label, encode
 from stream_al.reasons import Reason
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
@@ -30,6 +32,23 @@ def oracle_request(serial: int, reason: Reason = "uncertainty", uncertainty: flo
         model_key="PMIC-A7", reason=reason, uncertainty=uncertainty, threshold=0.61,
         proba={"pass": 0.52, "fail": 0.48}, predicted="pass", model_version=1532,
         created_at=now, expires_at=now + expires_in, record=record)
+
+
+class RecordingDesk(DeskService):
+    """A desk whose labels go to a list instead of Kafka, fed requests by hand."""
+
+    def __init__(self) -> None:
+        super().__init__(Settings())
+        self.sent: list[OracleLabel] = []
+        self.state.set_caught_up()
+
+    def _send(self, message: OracleLabel) -> None:
+        self.sent.append(message)
+
+    def feed(self, *requests: OracleRequest | bytes) -> None:
+        for request in requests:
+            payload = request if isinstance(request, bytes) else encode(request)
+            self.state.read_request(payload, "test", datetime.now(UTC))
 
 
 def produce(bootstrap: str, topic: str, *payloads: OracleRequest | OracleLabel | bytes) -> None:

@@ -1,0 +1,136 @@
+"""The desk's web app and state without a broker: requests are fed as bytes, labels are
+recorded instead of produced (the Kafka round trip is the browser test's job)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from consumers.desk.app import create_app
+from tests.desk_support import RecordingDesk
+from tests.desk_support import oracle_request as ask
+
+
+@pytest.fixture
+def desk() -> RecordingDesk:
+    return RecordingDesk()
+
+
+@pytest.fixture
+def client(desk: RecordingDesk) -> Iterator[TestClient]:
+    with TestClient(create_app(desk), follow_redirects=False) as client:
+        yield client
+
+
+def logged_in(desk: RecordingDesk, name: str) -> TestClient:
+    client = TestClient(create_app(desk), follow_redirects=False)
+    assert client.post("/login", data={"name": name}).headers["location"] == "/"
+    return client
+
+
+def test_the_page_asks_who_is_labelling_first(client: TestClient) -> None:
+    assert client.get("/").headers["location"] == "/login"
+    assert client.get("/api/state").status_code == 401
+    assert client.post("/login", data={"name": "<script>"}).headers["location"] == "/login?bad=1"
+    client.post("/login", data={"name": "eng 42"})
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "desk.js" in page.text
+    assert client.get("/api/state").json()["labeler"] == "eng 42"
+
+
+def test_two_people_get_different_cards_and_labels_are_signed(desk: RecordingDesk) -> None:
+    first, second = ask(1, uncertainty=0.9), ask(2, uncertainty=0.7)
+    desk.feed(first, second)
+    ann, bob = logged_in(desk, "ann"), logged_in(desk, "bob")
+    ann_view, bob_view = ann.get("/api/state").json(), bob.get("/api/state").json()
+    assert ann_view["card"]["query_id"] == first.query_id
+    assert bob_view["card"]["query_id"] == second.query_id
+    assert bob_view["queue"] == []  # ann's card is not even listed for bob
+    reply = ann.post("/api/label", json={"query_id": first.query_id, "label": "fail"})
+    assert reply.json() == {"ok": True, "query_id": first.query_id, "label": "fail",
+                            "labeler": "ann"}
+    assert [(x.query_id, x.label, x.labeler) for x in desk.sent] == [
+        (first.query_id, "fail", "ann")]
+
+
+def test_a_second_label_for_a_query_is_refused_with_the_reason(desk: RecordingDesk) -> None:
+    request = ask(1)
+    desk.feed(request)
+    ann, bob = logged_in(desk, "ann"), logged_in(desk, "bob")
+    ann.get("/api/state")
+    taken = bob.post("/api/label", json={"query_id": request.query_id, "label": "pass"})
+    assert taken.status_code == 409
+    assert "being answered by ann" in taken.json()["error"]
+    ann.post("/api/label", json={"query_id": request.query_id, "label": "pass"})
+    again = ann.post("/api/label", json={"query_id": request.query_id, "label": "fail"})
+    assert again.status_code == 409
+    assert "already answered by ann" in again.json()["error"]
+    gone = ann.post("/api/label", json={"query_id": "q-vanished", "label": "fail"})
+    assert "not open here" in gone.json()["error"]
+    assert len(desk.sent) == 1
+
+
+def test_an_empty_label_is_refused(desk: RecordingDesk) -> None:
+    request = ask(1)
+    desk.feed(request)
+    ann = logged_in(desk, "ann")
+    reply = ann.post("/api/label", json={"query_id": request.query_id, "label": "  "})
+    assert reply.status_code == 409
+    assert desk.sent == []
+
+
+def test_a_configured_name_needs_no_login_but_each_browser_has_its_own_card(
+        desk: RecordingDesk) -> None:
+    desk.feed(ask(1), ask(2))
+    app = create_app(desk, labeler="line-3")
+    views = []
+    for _ in range(2):
+        with TestClient(app, follow_redirects=False) as browser:
+            assert browser.get("/").status_code == 200  # sets this browser's holder cookie
+            views.append(browser.get("/api/state").json())
+    assert {v["labeler"] for v in views} == {"line-3"}
+    assert views[0]["card"]["query_id"] != views[1]["card"]["query_id"]
+
+
+def test_skip_moves_the_card_to_the_back_and_logout_frees_it(desk: RecordingDesk) -> None:
+    first, second = ask(1, uncertainty=0.9), ask(2, uncertainty=0.7)
+    desk.feed(first, second)
+    ann = logged_in(desk, "ann")
+    ann.get("/api/state")
+    ann.post("/api/skip", json={"query_id": first.query_id})
+    view = ann.get("/api/state").json()
+    assert view["card"]["query_id"] == second.query_id
+    assert [q["query_id"] for q in view["queue"]] == [first.query_id]
+    ann.post("/logout")
+    bob = logged_in(desk, "bob")
+    assert bob.get("/api/state").json()["card"]["query_id"] == first.query_id
+
+
+def test_malformed_requests_are_counted_on_the_status_line(desk: RecordingDesk,
+                                                           client: TestClient) -> None:
+    desk.feed(b"{oops", ask(1))
+    client.post("/login", data={"name": "ann"})
+    status = client.get("/api/state").json()["status"]
+    assert status["malformed_requests"] == 1
+    assert status["open"] == 1
+
+
+def test_the_card_shows_what_an_engineer_needs(desk: RecordingDesk,
+                                                client: TestClient) -> None:
+    desk.feed(ask(4))
+    client.post("/login", data={"name": "ann"})
+    card = client.get("/api/state").json()["card"]
+    assert card["classes"] == ["fail", "pass"]
+    assert card["measurements"] == [["fmax_mhz", 2034.5], ["idd_static_ma", 1.23],
+                                    ["leak_ua", None], ["vdd_core_v", 0.9012]]
+    assert ["die x/y", "4, 6"] in card["fields"]
+    assert card["wafer_map"]["x"] == 4
+    assert card["reason"] == "uncertainty"
+
+
+def test_the_static_files_are_served(client: TestClient) -> None:
+    assert "EventSource" in client.get("/static/desk.js").text
+    assert client.get("/login").status_code == 200
