@@ -29,3 +29,7 @@ class BrokerUnavailable(StreamAlError):
     """Kafka could not be reached; the caller backs off and tries again."""
 
     retriable = True
+
+
+class StateError(StreamAlError):
+    """A snapshot could not be restored (wrong format, another version, corrupt)."""

@@ -37,41 +37,48 @@ class ModelConfig(BaseModel):
     template: TemplateName = Field(
         "logistic", description="logistic, softmax, naive_bayes, hoeffding_tree or arf"
     )
-    learning_rate: float = Field(0.05, gt=0, le=10, description="SGD step of linear models")
+    learning_rate: float = Field(0.01, gt=0, le=10, description="SGD step of linear models")
     l2: float = Field(0.0, ge=0, description="L2 penalty of linear models")
     n_models: int = Field(10, ge=1, le=100, description="ensemble size of arf")
     grace_period: int = Field(50, ge=1, description="records a tree leaf sees before splitting")
 
 
 class MeanImputer(base.Transformer):
-    """Fills a missing or ``None`` feature with the running mean of the values seen for it.
+    """Fills a missing or ``None`` feature with the running mean of the values seen for it,
+    and adds ``@imputed``, the share of known features it had to fill.
 
     River's ``StatImputer`` needs every feature named up front; a test program adds and
-    drops tests, so this one learns the feature set as it goes. It learns only in
-    ``learn_one`` (on labelled records), so prediction never changes the model.
+    drops tests, so this one learns the feature set as it goes. ``@imputed`` keeps the
+    signal that imputation would otherwise erase: a tester stops a flow at the first
+    failing test, so a part with many skipped tests is very likely a failing part. It
+    learns only in ``learn_one`` (on labelled records), so prediction never changes the
+    model.
 
     >>> imputer = MeanImputer()
     >>> for value in (1.0, 3.0):
-    ...     imputer.learn_one({"vdd": value})
-    >>> imputer.transform_one({"vdd": None, "idd": None})
-    {'vdd': 2.0}
+    ...     imputer.learn_one({"vdd": value, "idd": 2.0})
+    >>> imputer.transform_one({"vdd": None})
+    {'vdd': 2.0, 'idd': 2.0, '@imputed': 1.0}
     """
 
     def __init__(self) -> None:
-        self.means: dict[str, stats.Mean] = {}
+        self.means: dict[Hashable, stats.Mean] = {}
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         for name, value in x.items():
             if value is not None:
-                self.means.setdefault(str(name), stats.Mean()).update(value)
+                self.means.setdefault(name, stats.Mean()).update(value)
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         # Features never seen with a value stay absent: a scaled absent feature is 0,
         # which is the mean once scaling learns anything.
         filled = {name: value for name, value in x.items() if value is not None}
+        imputed = 0
         for name, mean in self.means.items():
             if filled.get(name) is None:
                 filled[name] = mean.get()
+                imputed += 1
+        filled["@imputed"] = imputed / len(self.means) if self.means else 0.0
         return filled
 
 

@@ -71,8 +71,8 @@ def test_mean_imputer_fills_none_and_absent_known_features() -> None:
     imputer = MeanImputer()
     imputer.learn_one({"a": 1.0, "b": None})
     imputer.learn_one({"a": 3.0})
-    assert imputer.transform_one({"b": None}) == {"a": 2.0}
-    assert imputer.transform_one({"a": 5.0, "c": 1.0}) == {"a": 5.0, "c": 1.0}
+    assert imputer.transform_one({"b": None}) == {"a": 2.0, "@imputed": 1.0}
+    assert imputer.transform_one({"a": 5.0, "c": 1.0}) == {"a": 5.0, "c": 1.0, "@imputed": 0.0}
 
 
 def test_registry_builds_one_model_per_key_seeded_by_key_not_by_order() -> None:

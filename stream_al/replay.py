@@ -1,0 +1,118 @@
+"""Replay a labelled stream through the learner with a simulated oracle.
+
+The oracle answers each query from the true label after ``delay`` further records,
+as an engineer would answer later. Every record is predicted before any label about
+it is known (prequential, test-then-train), so accuracy is measured on the whole
+stream, queried or not. This is the engine of ``stream-al bench labels``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from stream_al.learner import Learner, LearnerConfig
+from stream_al.records import OracleLabel, Record
+
+#: A record and the class the oracle would answer for it.
+Labelled = tuple[Record, str]
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class ReplayResult:
+    records: int = 0
+    labels_used: int = 0
+    hits: int = 0
+    hits_last20: int = 0
+    records_last20: int = 0
+    seconds: float = 0.0
+    per_class: dict[str, list[int]] = field(default_factory=dict)  # class → [hits, count]
+    #: (labels used, accuracy over the recent records) sampled along the stream.
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.hits / self.records if self.records else 0.0
+
+    @property
+    def accuracy_last20(self) -> float:
+        return self.hits_last20 / self.records_last20 if self.records_last20 else 0.0
+
+    @property
+    def balanced_accuracy(self) -> float:
+        recalls = [hits / count for hits, count in self.per_class.values() if count]
+        return sum(recalls) / len(recalls) if recalls else 0.0
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _Oracle:
+    """Answers after ``delay`` records, from the truth remembered at query time."""
+
+    delay: int
+    due: deque[tuple[int, str, str]] = field(default_factory=deque)
+
+    def ask(self, index: int, query_id: str, truth: str) -> None:
+        self.due.append((index + self.delay, query_id, truth))
+
+    def answers(self, index: int) -> list[tuple[str, str]]:
+        ready = []
+        while self.due and self.due[0][0] <= index:
+            _, query_id, truth = self.due.popleft()
+            ready.append((query_id, truth))
+        return ready
+
+
+def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay: int = 0,
+           curve_points: int = 100, on_progress: Callable[[int], None] | None = None,
+           ) -> ReplayResult:
+    """Run the stream through a fresh learner; ``total`` sizes the last-20 % window.
+
+    >>> from stream_al.records import TransactionRecord
+    >>> rows = [(TransactionRecord(record_id=str(i), ts=_EPOCH, numeric={"v": float(i % 2)},
+    ...          categorical={}), "odd" if i % 2 else "even") for i in range(200)]
+    >>> result = replay(rows, LearnerConfig(), total=200)
+    >>> 0 < result.labels_used < 200 and result.records == 200
+    True
+    """
+    learner, oracle, result = Learner(config), _Oracle(delay), ReplayResult()
+    window: deque[bool] = deque(maxlen=max(50, total // curve_points))
+    every = max(1, total // curve_points)
+    started = time.perf_counter()
+    for index, (record, truth) in enumerate(stream):
+        now = record.ts if record.ts.tzinfo else _EPOCH + timedelta(seconds=index)
+        for query_id, answer in oracle.answers(index):
+            label = OracleLabel(query_id=query_id, label=answer, labeler="replay", labeled_at=now)
+            result.labels_used += learner.apply(label).outcome == "applied"
+        decision = learner.decide(record, now)
+        hit = decision.prediction.predicted == truth
+        _score(result, truth, hit, last20=index >= total * 0.8)
+        window.append(hit)
+        if decision.request is not None:
+            oracle.ask(index, decision.request.query_id, truth)
+        if index % every == every - 1:
+            result.curve.append((result.labels_used, sum(window) / len(window)))
+            if on_progress:
+                on_progress(every)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _score(result: ReplayResult, truth: str, hit: bool, last20: bool) -> None:
+    result.records += 1
+    result.hits += hit
+    tally = result.per_class.setdefault(truth, [0, 0])
+    tally[0] += hit
+    tally[1] += 1
+    if last20:
+        result.records_last20 += 1
+        result.hits_last20 += hit
+
