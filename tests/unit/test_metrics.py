@@ -8,7 +8,7 @@ from typing import get_args
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream_al.evaluation import WINDOWS
+from stream_al.evaluation import WINDOWS, Window
 from stream_al.learner import LabelOutcome
 from stream_al.metrics import (
     DEAD_LETTER_REASONS,
@@ -21,7 +21,7 @@ from stream_al.metrics import (
 )
 from tests.prometheus_support import DESIGN_METRICS, promtool
 
-_ACCURACIES = {"queried": 0.7, "audit": 0.9, "inline": None}
+_ACCURACIES: dict[Window, float | None] = {"queried": 0.7, "audit": 0.9, "inline": None}
 
 
 @pytest.fixture
@@ -190,7 +190,8 @@ def test_spent_ratio_without_a_budget(metrics: Metrics, registry: CollectorRegis
 def test_unknown_accuracy_window_is_refused(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="window"):
         metrics.set_model_state("X", threshold=1.0, queried_fraction=0.0, budget_fraction=0.1,
-                                accuracies={"yesterday": 0.5}, labels=0)
+                                accuracies={"yesterday": 0.5},  # type: ignore[dict-item]
+                                labels=0)
 
 
 def test_consumer_lag_is_set_and_forgotten_per_partition(
