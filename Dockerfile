@@ -19,6 +19,8 @@ COPY stream_al ./stream_al
 COPY consumers ./consumers
 RUN pip install . && rm -rf /opt/stream-al/build
 
+# Run from the state directory, not the source tree, so nothing imports the copied sources.
+WORKDIR /var/lib/stream-al
 USER stream-al
 ENV STREAM_AL_STATE_DIR=/var/lib/stream-al \
     STREAM_AL_HTTP__PORT=9108
