@@ -69,9 +69,9 @@ def unique_group(request: pytest.FixtureRequest) -> Callable[..., str]:
     return _name_factory(request, "group")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
-    """One admin client for the session."""
+    """An admin client of the test's own: no test can leave another a broken one."""
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="stream-al-tests")
     yield admin
     admin.close()

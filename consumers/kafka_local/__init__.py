@@ -7,6 +7,7 @@ Command line: ``python -m consumers.kafka_local start|stop|status [--name N]``.
 
 from consumers.kafka_local.broker import LocalKafka, reap_orphans
 from consumers.kafka_local.errors import (
+    BrokerExited,
     BrokerStartError,
     DownloadError,
     KafkaLocalError,
@@ -16,6 +17,7 @@ from consumers.kafka_local.jars import KAFKA_VERSION
 
 __all__ = [
     "KAFKA_VERSION",
+    "BrokerExited",
     "BrokerStartError",
     "DownloadError",
     "KafkaLocalError",

@@ -17,7 +17,7 @@ from consumers.kafka_local.config import (
     render_log4j2,
     render_server_properties,
 )
-from consumers.kafka_local.errors import BrokerStartError, KafkaLocalError
+from consumers.kafka_local.errors import BrokerExited, BrokerStartError, KafkaLocalError
 from consumers.kafka_local.jars import KAFKA_VERSION, cache_root, ensure_jars, jars_ready
 from consumers.kafka_local.locking import file_lock
 from consumers.kafka_local.probe import broker_answers, wait_until_ready
@@ -152,7 +152,7 @@ class LocalKafka:
             ports = choose_ports(*self._wanted)
             try:
                 return self._launch_on(java, libs, ports)
-            except BrokerStartError:
+            except BrokerExited:
                 if attempt == _LAUNCH_ATTEMPTS or self._wanted != (None, None):
                     raise
                 _say(f"start failed on ports {ports}; trying other free ports")
@@ -168,7 +168,7 @@ class LocalKafka:
         except BrokerStartError as error:
             process.terminate(child.pid, child.pid, grace=5.0, child=child)
             self._state_file.unlink(missing_ok=True)
-            raise BrokerStartError(f"{error}\n{self._log_tails()}") from None
+            raise type(error)(f"{error}\n{self._log_tails()}") from None
         self._child = child
         _say(f"broker {self.name!r} ready on {ports.bootstrap} in {seconds:.1f}s (pid {child.pid})")
         return ports.bootstrap

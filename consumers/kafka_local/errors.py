@@ -21,3 +21,7 @@ class DownloadError(KafkaLocalError):
 
 class BrokerStartError(KafkaLocalError):
     """The broker exited or never answered; the message carries the log tail."""
+
+
+class BrokerExited(BrokerStartError):
+    """The JVM quit while starting (e.g. a port taken meanwhile): worth a retry."""

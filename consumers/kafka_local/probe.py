@@ -9,7 +9,7 @@ from collections.abc import Callable
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from consumers.kafka_local.errors import BrokerStartError
+from consumers.kafka_local.errors import BrokerExited, BrokerStartError
 
 
 def _accepts_connections(host: str, port: int, timeout: float) -> bool:
@@ -46,12 +46,12 @@ def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
 def wait_until_ready(bootstrap: str, still_running: Callable[[], bool], timeout: float) -> float:
     """Poll until the broker answers; return the seconds it took.
 
-    Raises BrokerStartError if the process exits first or ``timeout`` passes.
+    Raises BrokerExited if the process exits first, BrokerStartError once ``timeout`` passes.
     """
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         if not still_running():
-            raise BrokerStartError(f"the broker exited before answering on {bootstrap}")
+            raise BrokerExited(f"the broker exited before answering on {bootstrap}")
         if broker_answers(bootstrap, timeout=2.0):
             return time.monotonic() - began
         time.sleep(0.25)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -16,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from consumers.kafka_local import KafkaLocalError, LocalKafka, ToolMissing, process, reap_orphans
+from consumers.kafka_local import (
+    BrokerExited,
+    BrokerStartError,
+    KafkaLocalError,
+    LocalKafka,
+    ToolMissing,
+    process,
+    reap_orphans,
+)
 from consumers.kafka_local import __main__ as cli
 from consumers.kafka_local.broker import cluster_id
 from consumers.kafka_local.config import (
@@ -54,6 +63,7 @@ def test_properties_describe_a_single_node_kraft_broker_on_loopback(tmp_path: Pa
     assert props["log.dirs"] == str(tmp_path / "data")
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["offsets.topic.num.partitions"] == "1"
+    assert "auto.create.topics.enable" not in props  # Kafka's default (on), as in compose
 
 
 def test_every_internal_topic_fits_one_broker(tmp_path: Path) -> None:
@@ -67,10 +77,6 @@ def test_every_internal_topic_fits_one_broker(tmp_path: Path) -> None:
         "share.coordinator.state.topic.min.isr",
     }
     assert set(factors.values()) == {"1"}
-
-
-def test_topic_auto_creation_keeps_kafkas_default(tmp_path: Path) -> None:
-    assert "auto.create.topics.enable" not in render_server_properties(Ports(1, 2), tmp_path)
 
 
 def test_a_backslash_in_the_data_dir_is_escaped_for_java_properties() -> None:
@@ -190,11 +196,6 @@ def test_a_requested_port_in_use_is_refused() -> None:
         assert not port_is_free(port)
         with pytest.raises(KafkaLocalError, match=f"port {port} .* in use"):
             choose_ports(broker=port)
-
-
-def test_free_port_avoids_the_given_ones() -> None:
-    first = free_port()
-    assert free_port(avoid=frozenset({first})) != first
 
 
 def test_the_same_port_twice_is_refused() -> None:
@@ -351,6 +352,50 @@ def test_orphans_of_dead_sessions_are_reaped_and_live_ones_kept(tmp_path: Path) 
         (tmp_path / "kafka-local" / f"pytest-{owner}").mkdir(parents=True)
     assert reap_orphans("pytest-", tmp_path) == [f"pytest-{dead.pid}"]
     assert [p.name for p in (tmp_path / "kafka-local").iterdir()] == [f"pytest-{os.getpid()}"]
+
+
+def fake_kafka_install(cache: Path, folder: Path, broker_body: str) -> None:
+    """A complete-looking jar cache and a ``java`` whose kafka.Kafka runs ``broker_body``."""
+    home = cache / "kafka" / "4.4.0"
+    touch_jars(home / "libs", "kafka_2.13-4.4.0.jar")
+    (home / "libs.complete").write_text("{}")
+    java = folder / "java"
+    java.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2 ;;\n"
+        "  *StorageTool*) ;;\n"
+        f"  *) {broker_body} ;;\n"
+        "esac\n"
+    )
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+
+
+def test_a_broker_that_exits_is_retried_then_reported_with_its_output(
+    bare_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_kafka_install(tmp_path, bare_path, "echo 'boom: cannot bind'; exit 1")
+    kafka = LocalKafka("exits", cache_dir=tmp_path)
+    with pytest.raises(BrokerExited, match="boom: cannot bind"):
+        kafka.start()
+    assert capsys.readouterr().err.count("trying other free ports") == 2
+    assert not (kafka.run_dir / "state.json").exists()
+
+
+def test_a_broker_that_never_answers_is_killed_after_the_timeout(
+    bare_path: Path, tmp_path: Path
+) -> None:
+    sleep = shutil.which("sleep", path=os.defpath)  # PATH itself is bare here
+    fake_kafka_install(
+        tmp_path, bare_path, f"echo $$ >{tmp_path}/pid; echo 'still starting'; exec {sleep} 60"
+    )
+    kafka = LocalKafka("mute", cache_dir=tmp_path, start_timeout=1.0)
+    with pytest.raises(BrokerStartError, match="did not answer") as caught:
+        kafka.start()
+    assert not isinstance(caught.value, BrokerExited)  # a timeout is not retried
+    assert "still starting" in str(caught.value)
+    assert not (kafka.run_dir / "state.json").exists()
+    assert not process.pid_alive(int((tmp_path / "pid").read_text()))
 
 
 def test_cli_status_and_stop_without_a_broker(
