@@ -55,16 +55,28 @@ class AdaptiveThreshold:
     >>> theta.adapt(triggered=False)
     >>> round(theta.value, 3)
     0.495
+
+    With ``target`` other than one half the steps are unequal — up by ``step``, down by
+    ``step·target/(1 − target)`` — and the threshold settles where a share ``target`` of
+    the records it sees trigger (a running quantile of the scores).
+
+    >>> rare = AdaptiveThreshold(0.5, step=0.1, target=0.2)
+    >>> rare.adapt(triggered=False)
+    >>> round(rare.value, 4)
+    0.4875
     """
 
-    def __init__(self, initial: float, step: float) -> None:
+    def __init__(self, initial: float, step: float, target: float = 0.5) -> None:
         if not 0.0 < step < 1.0:
             raise ValueError(f"step must be in (0, 1), got {step}")
+        if not 0.0 < target < 1.0:
+            raise ValueError(f"target must be in (0, 1), got {target}")
         self.step = step
+        self.down = step * target / (1.0 - target)
         self.value = _clamp(check_unit("threshold", initial))
 
     def adapt(self, triggered: bool) -> None:
-        factor = 1.0 + self.step if triggered else 1.0 - self.step
+        factor = 1.0 + self.step if triggered else 1.0 - self.down
         self.value = _clamp(self.value * factor)
 
 

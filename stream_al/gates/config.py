@@ -58,6 +58,9 @@ class GateConfig(BaseModel):
     step: float = Field(0.01, description="relative threshold step s (paper: 0.01)")
     delta: float = Field(1.0, description="randomized: std of the multiplier η (paper: 1.0)")
     novelty_threshold: float = Field(ADAPTIVE_START, description="hybrid: initial threshold")
+    novelty_rate: float = Field(
+        0.05, gt=0, lt=1, description="hybrid: share of affordable records on which novelty "
+        "alone may trigger a query (the rest of the budget follows uncertainty)")
     hybrid_inner: Literal["variable", "randomized"] = "variable"
     rate: float | None = Field(
         None, description="random: query probability; None uses the budget fraction"
@@ -125,7 +128,7 @@ def make_gate(config: GateConfig, seed: int, budget_fraction: float | None = Non
         return FixedGate(_start(config, FIXED_START))
     inner = _uncertainty_gate(config, seed)
     if config.strategy == "hybrid":
-        return HybridGate(inner, config.novelty_threshold, config.step)
+        return HybridGate(inner, config.novelty_threshold, config.step, config.novelty_rate)
     return inner
 
 

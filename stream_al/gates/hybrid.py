@@ -12,7 +12,9 @@ class HybridGate:
     """Query when the inner uncertainty gate does, or when the novelty score is high.
 
     Novelty (e.g. a Half-Space Trees anomaly score in [0, 1]) has its own threshold that
-    adapts like variable uncertainty: up after it triggers, down after it does not. The
+    tracks the score quantile where a share ``novelty_rate`` of the affordable records
+    trigger: novelty is for the rare outlier, and a symmetric threshold would spend about
+    a third of the budget on ordinary records that merely score a little high. The
     reason is "novelty" only when novelty triggered and uncertainty did not, so the
     ``reason`` label counts what novelty adds. Without a novelty score the novelty
     threshold stays put.
@@ -25,6 +27,8 @@ class HybridGate:
         Initial novelty threshold in [0, 1].
     step
         Relative adjusting step of the novelty threshold.
+    novelty_rate
+        Share of the records the gate sees on which novelty should trigger.
 
     Examples
     --------
@@ -40,9 +44,10 @@ class HybridGate:
         inner: VariableUncertaintyGate | RandomizedUncertaintyGate,
         novelty_threshold: float = 1.0,
         step: float = 0.01,
+        novelty_rate: float = 0.5,
     ) -> None:
         self._inner = inner
-        self._novelty = AdaptiveThreshold(novelty_threshold, step)
+        self._novelty = AdaptiveThreshold(novelty_threshold, step, novelty_rate)
 
     @property
     def threshold(self) -> float:
