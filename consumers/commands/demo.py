@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from consumers.cli import Cli
@@ -9,6 +12,31 @@ from consumers.cli import Cli
 
 def register(cli: Cli) -> None:
     @cli.app.command()
-    def demo() -> None:
+    def demo(
+        records: Annotated[int, typer.Option(min=1000, help="devices to simulate")] = 30_000,
+        seed: Annotated[int, typer.Option(help="seed of the floor, the gates, the oracle")]
+        = 7,
+        out: Annotated[Path, typer.Option(help="folder for the PNG and summary.json")]
+        = Path("demo-out"),
+        metrics_port: Annotated[int, typer.Option(min=0, max=65535,
+                                                  help="/metrics port (0: any free)")] = 9108,
+        strategy: Annotated[str, typer.Option(
+            help="random, fixed, variable, randomized or hybrid")] = "hybrid",
+        budget: Annotated[float, typer.Option(min=0.001, max=1.0,
+                                              help="label budget, share of devices")] = 0.1,
+        oracle_delay: Annotated[float, typer.Option(
+            min=0, help="simulated seconds before the oracle answers")] = 60.0,
+        rate: Annotated[float | None, typer.Option(
+            min=1, help="devices per wall-clock second (default: as fast as it goes)")] = None,
+        hold: Annotated[float, typer.Option(
+            min=0, help="keep serving /metrics this many seconds after the run")] = 0.0,
+    ) -> None:
         """Run the whole loop in one process on a simulated floor (no broker needed)."""
-        typer.echo("stream-al demo: the embedded demo is coming (issue: observability and demo).")
+        from consumers.demo import DemoOptions, run_demo
+        from consumers.plots import wide_console
+
+        if strategy not in ("random", "fixed", "variable", "randomized", "hybrid"):
+            raise typer.BadParameter(f"{strategy!r}; choose random, fixed, variable, "
+                                     "randomized or hybrid", param_hint="--strategy")
+        run_demo(DemoOptions(records, seed, out, metrics_port, strategy, budget, oracle_delay,
+                             rate, hold), wide_console())

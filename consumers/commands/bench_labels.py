@@ -1,0 +1,64 @@
+"""``stream-al bench labels``: compare query strategies at label budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from consumers.cli import Cli
+
+STRATEGIES = ("random", "fixed", "variable", "randomized", "hybrid")
+MODELS = ("logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf")
+
+
+def register(cli: Cli) -> None:
+    @cli.bench.command("labels")
+    def bench_labels(
+        dataset: Annotated[list[str] | None, typer.Option(
+            help="built-in stream: shuttle, phishing, imagesegments, bananas, sea, "
+                 "hyperplane, agrawal, ate-floor (repeatable)")] = None,
+        data: Annotated[list[Path] | None, typer.Option(
+            help="a CSV file to replay (repeatable; needs --target)", exists=True,
+            dir_okay=False)] = None,
+        target: Annotated[str | None, typer.Option(help="the CSV's label column")] = None,
+        time: Annotated[str | None, typer.Option(help="the CSV's time column, to order by")]
+        = None,
+        shuffle_seed: Annotated[int | None, typer.Option(
+            help="shuffle CSV rows with this seed (data with no time order)")] = None,
+        strategy: Annotated[list[str] | None, typer.Option(
+            help=f"strategy to compare (repeatable): {', '.join(STRATEGIES)}")] = None,
+        budget: Annotated[list[float] | None, typer.Option(
+            help="label budget as a fraction of records (repeatable)")] = None,
+        model: Annotated[str, typer.Option(help=f"model template: {', '.join(MODELS)}")]
+        = "logistic",
+        seeds: Annotated[int, typer.Option(min=1, help="seeds per configuration")] = 1,
+        records: Annotated[int | None, typer.Option(min=1, help="cap on records per dataset")]
+        = None,
+        delay: Annotated[int, typer.Option(min=0, help="oracle answers after this many "
+                                           "further records")] = 50,
+        out: Annotated[Path, typer.Option(help="JSON rows (DESIGN §10)")]
+        = Path("bench-results/labels.json"),
+        plot: Annotated[Path | None, typer.Option(help="learning curves PNG")]
+        = Path("bench-results/labels.png"),
+    ) -> None:
+        """Replay labelled streams with a simulated oracle and compare strategies."""
+        from consumers.bench_labels_run import run_bench
+
+        strategies = strategy or ["variable", "randomized"]
+        for name in strategies:
+            if name not in STRATEGIES:
+                raise typer.BadParameter(f"{name!r}; choose from {', '.join(STRATEGIES)}",
+                                         param_hint="--strategy")
+        if model not in MODELS:
+            raise typer.BadParameter(f"{model!r}; choose from {', '.join(MODELS)}",
+                                     param_hint="--model")
+        if data and not target:
+            raise typer.BadParameter("a CSV needs its label column", param_hint="--target")
+        budgets = budget or [0.1]
+        for b in budgets:
+            if not 0 < b <= 1:
+                raise typer.BadParameter(f"{b} is not in (0, 1]", param_hint="--budget")
+        run_bench(dataset or ([] if data else ["ate-floor"]), data or [], target, time,
+                  shuffle_seed, strategies, budgets, model, seeds, records, delay, out, plot)

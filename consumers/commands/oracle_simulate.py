@@ -1,0 +1,50 @@
+"""``stream-al oracle simulate``: an automatic oracle for demos, tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from consumers.cli import Cli
+
+
+def register(cli: Cli) -> None:
+    @cli.oracle.command("simulate")
+    def simulate(
+        config: Annotated[Path | None, typer.Option("--config", help="settings file")] = None,
+        truth: Annotated[Path | None, typer.Option(
+            help="CSV (record_id,label) or JSONL of true labels; default: the label inside "
+                 "each request's record", exists=True, dir_okay=False)] = None,
+        delay: Annotated[float, typer.Option(min=0, help="seconds before answering")] = 1.0,
+        noise: Annotated[float, typer.Option(min=0, max=1, help="share of wrong labels")] = 0.0,
+        per_minute: Annotated[float | None, typer.Option(
+            min=0.001, help="capacity: at most this many labels a minute")] = None,
+        labeler: Annotated[str, typer.Option(help="name on each label")] = "simulator",
+        seed: Annotated[int, typer.Option(help="seed of the label noise")] = 0,
+        idle_exit: Annotated[float | None, typer.Option(
+            help="exit after this many seconds with nothing to do")] = None,
+        max_labels: Annotated[int | None, typer.Option(min=1, help="exit after N labels")]
+        = None,
+    ) -> None:
+        """Answer oracle requests from ground truth, after a delay, with optional noise."""
+        from consumers.oracle_runner import make_oracle, run_oracle
+        from consumers.settings import load_settings
+        from stream_al.errors import ConfigError
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        try:
+            settings = load_settings(config)
+            oracle = make_oracle(delay, noise, per_minute, seed, labeler, truth)
+        except (ConfigError, ValueError) as error:
+            typer.echo(f"stream-al oracle simulate: {error}", err=True)
+            raise typer.Exit(2) from None
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        raise typer.Exit(run_oracle(settings, oracle, stop, idle_exit_s=idle_exit,
+                                    max_labels=max_labels))

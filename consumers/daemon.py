@@ -1,0 +1,255 @@
+"""``stream-al run``: the long-running daemon on Kafka.
+
+The loop has quix-streams' shape plus our checkpoint: poll → process → produce →
+every few seconds (or labels) flush the producer, THEN save learner + offsets
+together, THEN commit input offsets to Kafka (for lag monitoring and for the next
+owner of a partition). The checkpoint, not Kafka's commit, is the truth on restart.
+Signal handlers only request a stop; the loop finishes its batch and checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from consumers.checkpoint_store import CheckpointStore
+from consumers.http_server import HealthServer
+from consumers.kafka_clients import (
+    KafkaSink,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    to_message,
+)
+from consumers.settings import Settings
+from stream_al.bus import Outgoing
+from stream_al.errors import BrokerUnavailable
+from stream_al.learner import Learner
+from stream_al.metrics import Metrics
+from stream_al.pipeline import Pipeline
+from stream_al.state import Offsets
+
+log = logging.getLogger("stream_al.daemon")
+_MAX_BACKOFF_S = 30.0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's I/O thread: only local work here, nothing that blocks."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.daemon.commit_flushed(list(revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.daemon.seek_inputs(list(assigned))
+
+
+class Daemon:
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.store = CheckpointStore(settings.state_dir)
+        self.stop_requested = threading.Event()
+        self.pipeline: Pipeline | None = None
+        self.flushed: Offsets = {}
+        self.inputs: KafkaConsumer | None = None
+        self.logs: KafkaConsumer | None = None
+        self.sink: KafkaSink | None = None
+        self.connected = False
+        self.http: HealthServer | None = None
+        self._request_ends: dict[TopicPartition, int] = {}
+        self._last_checkpoint = time.monotonic()
+        self._labels_since_checkpoint = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.store.prepare()
+        self._restore()
+        self.http = HealthServer(self.settings.http.host, self.settings.http.port,
+                                 self.registry, self.readiness).start()
+        log.info("serving /metrics, /healthz, /readyz on port %d", self.http.port)
+        backoff = 1.0
+        try:
+            while not self.stop_requested.is_set():
+                try:
+                    self._connect()
+                    self._step()
+                    backoff = 1.0
+                except (BrokerUnavailable, KafkaError) as error:
+                    self.connected = False
+                    log.warning("Kafka unavailable (%s); retrying in %.0f s", error, backoff)
+                    self._close_clients()
+                    self._restore()  # resume from the last checkpoint: nothing half-done
+                    self.stop_requested.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            self._shutdown()
+        finally:
+            self.http.stop()
+        return 0
+
+    def request_stop(self, signum: int, frame: FrameType | None = None) -> None:
+        log.info("signal %d: finishing the batch in hand, then checkpointing", signum)
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        reasons = []
+        if self.pipeline is None:
+            reasons.append("checkpoint not loaded")
+        if not self.connected:
+            reasons.append("not connected to Kafka")
+        if self.inputs is None or not self.inputs.assignment():
+            reasons.append("no input partitions assigned")
+        return not reasons, reasons
+
+    # -- state -----------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        checkpoint = self.store.load()
+        topics = self.settings.topics
+        if checkpoint is None:
+            self.pipeline = Pipeline(Learner(self.settings.learner), topics, self.metrics)
+            log.info("no checkpoint in %s: starting fresh", self.settings.state_dir)
+        else:
+            self.pipeline = Pipeline.from_checkpoint(checkpoint, topics, self.metrics)
+            log.info("restored checkpoint of %s", checkpoint.taken_at)
+        self.flushed = dict(self.pipeline.offsets)
+
+    def checkpoint(self) -> None:
+        assert self.pipeline is not None and self.sink is not None
+        self.sink.flush()  # never checkpoint past a prediction that was not delivered
+        size = self.store.save(self.pipeline.checkpoint(datetime.now(UTC)))
+        self.flushed = dict(self.pipeline.offsets)
+        self.metrics.mark_checkpoint(time.time())
+        self.commit_flushed(list(self.inputs.assignment()) if self.inputs else [])
+        self._last_checkpoint = time.monotonic()
+        self._labels_since_checkpoint = 0
+        log.debug("checkpoint saved (%d bytes)", size)
+
+    def commit_flushed(self, partitions: list[TopicPartition]) -> None:
+        """Commit only what a checkpoint covers, asynchronously (safe on the I/O thread)."""
+        offsets = {tp: OffsetAndMetadata(self.flushed[(tp.topic, tp.partition)], "", -1)
+                   for tp in partitions if (tp.topic, tp.partition) in self.flushed}
+        if offsets and self.inputs is not None:
+            self.inputs.commit_async(offsets)
+
+    def seek_inputs(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            offset = self.flushed.get((tp.topic, tp.partition))
+            if offset is not None and self.inputs is not None:
+                self.inputs.seek(tp, offset)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self.inputs is not None:
+            return
+        kafka = self.settings.kafka
+        self.sink = KafkaSink(make_producer(kafka))
+        self.logs = make_consumer(kafka, None)
+        topics = self.settings.topics
+        log_partitions = partitions_of(self.logs, [topics.requests, topics.labels])
+        self.logs.assign(log_partitions)
+        for tp in log_partitions:
+            offset = self.flushed.get((tp.topic, tp.partition))
+            if offset is None:
+                self.logs.seek_to_beginning(tp)
+            else:
+                self.logs.seek(tp, offset)
+        self._request_ends = {}
+        self.inputs = make_consumer(kafka, kafka.group_id)
+        self.inputs.subscribe(list(topics.inputs), listener=_Rebalance(self))
+        self.connected = True
+
+    def _step(self) -> None:
+        assert self.pipeline is not None and self.inputs is not None and self.logs is not None
+        now = datetime.now(UTC)
+        self._handle(self.logs.poll(timeout_ms=0, max_records=self.settings.poll_max_records),
+                     now, logs=True)
+        if self.pipeline.waiting_labels and self._requests_caught_up():
+            self._send(self.pipeline.drain_labels(requests_caught_up=True, now=now))
+        batch = self.inputs.poll(timeout_ms=100, max_records=self.settings.poll_max_records)
+        self._handle(batch, now, logs=False)
+        if self._checkpoint_due():
+            self.checkpoint()
+            self._update_gauges()
+
+    def _handle(self, batch: dict[TopicPartition, list[Any]], now: datetime,
+                logs: bool) -> None:
+        assert self.pipeline is not None
+        requests = self.settings.topics.requests
+        # Requests before labels, so a label and its request in one batch join at once.
+        order = sorted(batch, key=lambda tp: (tp.topic != requests, tp.topic, tp.partition))
+        for tp in order:
+            for record in batch[tp]:
+                self._send(self.pipeline.handle(to_message(record), now))
+                if logs and tp.topic == self.settings.topics.labels:
+                    self._labels_since_checkpoint += 1
+
+    def _send(self, messages: list[Outgoing]) -> None:
+        assert self.sink is not None
+        for message in messages:
+            self.sink.send(message)
+
+    def _requests_caught_up(self) -> bool:
+        """Has the request log been read to its end (as of now)? Only then is a label
+        whose request is missing really an unknown query."""
+        assert self.logs is not None
+        topic = self.settings.topics.requests
+        partitions = [tp for tp in self.logs.assignment() if tp.topic == topic]
+        ends = self.logs.end_offsets(partitions, timeout_ms=5_000)
+        return all(self.logs.position(tp, timeout_ms=5_000) >= ends[tp] for tp in partitions)
+
+    def _checkpoint_due(self) -> bool:
+        every = self.settings.checkpoint
+        return (time.monotonic() - self._last_checkpoint >= every.interval_s
+                or self._labels_since_checkpoint >= every.every_labels)
+
+    def _update_gauges(self) -> None:
+        assert self.pipeline is not None and self.inputs is not None
+        self.pipeline.publish_state()
+        assigned = list(self.inputs.assignment())
+        if assigned:
+            ends = self.inputs.end_offsets(assigned, timeout_ms=5_000)
+            for tp in assigned:
+                position = self.inputs.position(tp, timeout_ms=5_000)
+                self.metrics.set_consumer_lag(tp.topic, tp.partition, ends[tp] - position)
+
+    def _shutdown(self) -> None:
+        try:
+            if self.inputs is not None:
+                self.checkpoint()
+        except (BrokerUnavailable, KafkaError) as error:
+            log.error("final checkpoint skipped, Kafka unavailable (%s); the last one "
+                      "stands and the records since will be processed again", error)
+        self._close_clients()
+        log.info("stopped cleanly")
+
+    def _close_clients(self) -> None:
+        for client in (self.inputs, self.logs):
+            if client is not None:
+                try:
+                    client.close(autocommit=False)
+                except KafkaError:
+                    pass
+        if self.sink is not None:
+            self.sink.producer.close(timeout=5)
+        self.inputs = self.logs = None
+        self.sink = None

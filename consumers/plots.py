@@ -1,0 +1,51 @@
+"""PNG plots of benchmark and demo results (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+#: One labelled curve: a name and (labels used, accuracy) points.
+Curve = tuple[str, Sequence[tuple[int, float]]]
+
+
+def learning_curves(path: Path, panels: Mapping[str, Sequence[Curve]], title: str) -> None:
+    """One panel per dataset (or budget): accuracy against labels used, per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = max(1, len(panels))
+    columns = min(3, count)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.2 * rows),
+                                squeeze=False)
+    for axis, (panel, curves) in zip(axes.flat, panels.items(), strict=False):
+        for name, points in curves:
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.plot(xs, ys, label=name, linewidth=1.4,
+                          linestyle="--" if name.startswith(("all", "random")) else "-")
+        axis.set_title(panel)
+        axis.set_xlabel("labels used")
+        axis.set_ylabel("accuracy (recent records)")
+        axis.set_xscale("symlog", linthresh=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def wide_console() -> Console:
+    """A stderr console; when not a terminal (CI logs, pipes) wide enough that result
+    tables are not cut to rich's 80-column default."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=160)

@@ -1,0 +1,182 @@
+"""The daemon's configuration: one frozen object from a YAML/TOML/JSON file and
+``STREAM_AL_…`` environment variables (environment wins), failing at start with the
+field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from stream_al.errors import ConfigError
+from stream_al.learner import LearnerConfig
+from stream_al.topics import TopicNames
+
+CONFIG_ENV = "STREAM_AL_CONFIG"
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(BaseModel):
+    """Client settings; security options pass straight through to kafka-python."""
+
+    model_config = _FROZEN
+
+    bootstrap_servers: Annotated[list[str], NoDecode] = Field(
+        ["localhost:9092"], min_length=1, description="host:port list, comma-separated in env")
+    group_id: str = Field("stream-al", min_length=1, description="consumer group of the inputs")
+    client_id: str = "stream-al"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    ssl_certfile: Path | None = Field(None, description="client certificate (mTLS)")
+    ssl_keyfile: Path | None = Field(None, description="client key (mTLS)")
+    ssl_password: SecretStr | None = None
+    request_timeout_ms: int = Field(30_000, ge=1000)
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def client_options(self) -> dict[str, Any]:
+        """kafka-python keyword arguments, secrets revealed (never log these)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers, "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_plain_username,
+            "sasl_plain_password": _reveal(self.sasl_plain_password),
+            "ssl_cafile": _text(self.ssl_cafile), "ssl_certfile": _text(self.ssl_certfile),
+            "ssl_keyfile": _text(self.ssl_keyfile), "ssl_password": _reveal(self.ssl_password),
+        }
+        options.update({k: v for k, v in optional.items() if v is not None})
+        return options
+
+
+class HttpSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = Field("0.0.0.0", description="address for /metrics, /healthz, /readyz")  # noqa: S104
+    port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+
+
+class CheckpointSettings(BaseModel):
+    model_config = _FROZEN
+
+    interval_s: float = Field(10.0, gt=0, description="seconds between checkpoints")
+    every_labels: int = Field(200, ge=1, description="also checkpoint after this many labels")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAM_AL_", env_nested_delimiter="__",
+                                      frozen=True, extra="forbid")
+
+    kafka: KafkaSettings = KafkaSettings()
+    http: HttpSettings = HttpSettings()
+    topics: TopicNames = TopicNames()
+    learner: LearnerConfig = LearnerConfig()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    state_dir: Path = Field(Path("state"), description="where checkpoints live (0700)")
+    poll_max_records: int = Field(500, ge=1, le=100_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (or ``$STREAM_AL_CONFIG``) and the environment."""
+    path = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (set by --config or {CONFIG_ENV})")
+    settings_class = Settings if path is None else _with_file(path)
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error, path)) from None
+    except ValueError as error:  # a file that is not YAML/TOML/JSON at all
+        raise ConfigError(f"config file {path} could not be read: {error}") from None
+
+
+def _with_file(path: Path) -> type[Settings]:
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml", ".json"):
+        raise ConfigError(f"config file {path}: use a .yaml, .yml, .toml or .json file")
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                       init_settings: PydanticBaseSettingsSource,
+                                       env_settings: PydanticBaseSettingsSource,
+                                       dotenv_settings: PydanticBaseSettingsSource,
+                                       file_secret_settings: PydanticBaseSettingsSource,
+                                       ) -> tuple[PydanticBaseSettingsSource, ...]:
+            source: PydanticBaseSettingsSource
+            if suffix == ".toml":
+                source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            elif suffix == ".json":
+                source = JsonConfigSettingsSource(settings_cls, json_file=path)
+            else:
+                source = YamlConfigSettingsSource(settings_cls, yaml_file=path)
+            return init_settings, env_settings, source
+
+    return FileSettings
+
+
+def describe_errors(error: ValidationError, path: Path | None) -> str:
+    """One line per problem: dotted field, the value given, what is wrong, the field's
+    own description as the hint, and where settings come from."""
+    where = f"{path} and " if path else ""
+    lines = [f"invalid configuration ({where}STREAM_AL_* environment variables):"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        env = "STREAM_AL_" + "__".join(str(p) for p in problem["loc"]).upper()
+        hint = _description(Settings, problem["loc"])
+        given = "" if problem["type"] == "missing" else f" = {problem.get('input')!r}"
+        line = f"  {field}{given}: {problem['msg']}"
+        if problem["type"] == "extra_forbidden":
+            line = f"  {field}: unknown setting; check its spelling against `stream-al config show`"
+        lines.append(line + (f" (expected: {hint})" if hint else "") + f" [env {env}]")
+    return "\n".join(lines)
+
+
+def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    info: FieldInfo | None = None
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            return info.description if info else None
+        info = fields[part]
+        current = info.annotation
+    return info.description if info else None
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets shown as ******."""
+    return settings.model_dump(mode="json")  # SecretStr dumps as "**********"
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret else None
+
+
+def _text(path: Path | None) -> str | None:
+    return str(path) if path else None
