@@ -146,6 +146,8 @@ def describe_errors(error: ValidationError, path: Path | None) -> str:
     where = f"{path} and " if path else ""
     lines = [f"invalid configuration ({where}STREAM_AL_* environment variables):"]
     for problem in error.errors():
+        if problem["type"] == "default_factory_not_called":
+            continue  # a follow-on of another field's error, not a problem of its own
         field = ".".join(str(part) for part in problem["loc"])
         env = "STREAM_AL_" + "__".join(str(p) for p in problem["loc"]).upper()
         hint = _description(Settings, problem["loc"])
