@@ -173,14 +173,51 @@ class DeskQueue:
         return gone
 
     def current(self, holder: str, labeler: str, now: datetime) -> OracleRequest | None:
-        """The card ``holder`` is on: the one it holds, else the next one, now claimed."""
-        held = self._held.get(holder)
-        if held is not None and self._holds(holder, held, now):
-            return self._open[held]
-        for request in self._ordered(holder, now):
-            self._claim(request.query_id, holder, labeler, now)
-            return request
-        return None
+        """The card ``holder`` is on: the one it holds, else the next one, claimed now.
+
+        For a single process; several processes share claims through a log instead, with
+        :meth:`candidate` to choose and :meth:`claim` to apply each claim in log order.
+        """
+        card = self.held(holder, now)
+        if card is None and (chosen := self.candidate(holder, now)) is not None:
+            self.claim(chosen.query_id, holder, labeler, now, now + self.lease)
+            card = self.held(holder, now)
+        return card
+
+    def held(self, holder: str, now: datetime) -> OracleRequest | None:
+        """The open card ``holder`` holds, if any (a lapsed claim counts until taken)."""
+        query_id = self._held.get(holder)
+        if query_id is None or not self._holds(holder, query_id, now):
+            return None
+        return self._open[query_id]
+
+    def candidate(self, holder: str, now: datetime) -> OracleRequest | None:
+        """The card ``holder`` should claim next, if any."""
+        ordered = self._ordered(holder, now)
+        return ordered[0] if ordered else None
+
+    def claim(self, query_id: str, holder: str, labeler: str, at: datetime,
+              until: datetime) -> bool:
+        """Apply a claim made at ``at``; granted unless the query is answered or another
+        holder's claim is live at ``at``. Applied in one order everywhere, claims from
+        several processes reach the same verdicts. A holder keeps one claim: its
+        previous one is released.
+        """
+        other = self._claims.get(query_id)
+        if query_id in self._answers or (other is not None and other.holder != holder
+                                         and other.until > at):
+            return False
+        self._release(holder)
+        self._claims[query_id] = Claim(holder, labeler, until)
+        self._held[holder] = query_id
+        return True
+
+    def unclaim(self, query_id: str, holder: str) -> None:
+        """Apply a release of ``holder``'s claim on ``query_id`` (no-op if it has none)."""
+        if self._held.get(holder) == query_id:
+            self._release(holder)
+        elif (claim := self._claims.get(query_id)) is not None and claim.holder == holder:
+            del self._claims[query_id]
 
     def waiting(self, holder: str, now: datetime) -> list[OracleRequest]:
         """What ``holder`` would see next, in order: neither its current card nor any card
@@ -254,11 +291,6 @@ class DeskQueue:
         request = self._open.get(query_id)
         return (claim is not None and claim.holder == holder and request is not None
                 and request.expires_at > now)
-
-    def _claim(self, query_id: str, holder: str, labeler: str, now: datetime) -> None:
-        self._release(holder)
-        self._claims[query_id] = Claim(holder, labeler, now + self.lease)
-        self._held[holder] = query_id
 
     def _release(self, holder: str) -> None:
         held = self._held.pop(holder, None)

@@ -82,10 +82,12 @@ def read_labels(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0
     return labels
 
 
-def stream_al_env(bootstrap: str, requests_topic: str, labels_topic: str) -> dict[str, str]:
+def stream_al_env(bootstrap: str, requests_topic: str, labels_topic: str,
+                  claims_topic: str) -> dict[str, str]:
     """The environment of a ``stream-al`` process using the test broker and topics."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("STREAM_AL_") or k == "STREAM_AL_TEST_BOOTSTRAP"}
     return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                   "STREAM_AL_TOPICS__REQUESTS": requests_topic,
-                  "STREAM_AL_TOPICS__LABELS": labels_topic}
+                  "STREAM_AL_TOPICS__LABELS": labels_topic,
+                  "STREAM_AL_DESK__CLAIMS_TOPIC": claims_topic}

@@ -10,6 +10,7 @@ import typer
 from consumers.cli import Cli
 
 LABELER_ENV = "STREAM_AL_DESK__LABELER"
+CLAIMS_ENV = "STREAM_AL_DESK__CLAIMS_TOPIC"
 
 
 def register(cli: Cli) -> None:
@@ -26,11 +27,19 @@ def register(cli: Cli) -> None:
             min=0.05, help="minutes a card stays reserved for whoever opened it")] = 5.0,
         bootstrap_servers: Annotated[str | None, typer.Option(
             help="Kafka host:port list (default: settings)")] = None,
+        claims_topic: Annotated[str | None, typer.Option(
+            envvar=CLAIMS_ENV, help="topic shared by every desk and terminal so no two "
+            "people get one card (default: stream-al.oracle.claims, created if missing)")]
+        = None,
+        local_claims: Annotated[bool, typer.Option(
+            "--local-claims", help="keep claims in this process only (then run no other "
+            "desk or terminal on these topics)")] = False,
     ) -> None:
         """Serve the labelling desk: a live queue of oracle requests, one key per class."""
         import logging
         from datetime import timedelta
 
+        from consumers.desk.claims import DEFAULT_CLAIMS_TOPIC
         from consumers.desk.serve import serve
         from consumers.settings import load_settings
         from stream_al.errors import StreamAlError
@@ -41,7 +50,8 @@ def register(cli: Cli) -> None:
             else {}
         try:
             settings = load_settings(config, **overrides)
-            serve(settings, host, port, labeler, timedelta(minutes=claim_minutes))
+            claims = None if local_claims else claims_topic or DEFAULT_CLAIMS_TOPIC
+            serve(settings, host, port, labeler, timedelta(minutes=claim_minutes), claims)
         except (StreamAlError, OSError) as error:
             typer.echo(f"stream-al desk: {error}", err=True)
             raise typer.Exit(2) from None

@@ -10,6 +10,7 @@ import typer
 from consumers.cli import Cli
 
 LABELER_ENV = "STREAM_AL_DESK__LABELER"
+CLAIMS_ENV = "STREAM_AL_DESK__CLAIMS_TOPIC"
 
 
 def register(cli: Cli) -> None:
@@ -22,6 +23,13 @@ def register(cli: Cli) -> None:
             min=0.05, help="minutes a card stays reserved for you")] = 5.0,
         bootstrap_servers: Annotated[str | None, typer.Option(
             help="Kafka host:port list (default: settings)")] = None,
+        claims_topic: Annotated[str | None, typer.Option(
+            envvar=CLAIMS_ENV, help="topic shared by every desk and terminal so no two "
+            "people get one card (default: stream-al.oracle.claims, created if missing)")]
+        = None,
+        local_claims: Annotated[bool, typer.Option(
+            "--local-claims", help="keep claims in this process only (then run no other "
+            "desk or terminal on these topics)")] = False,
     ) -> None:
         """Label queries one card at a time: a class number, n (new class), s (skip), q."""
         import getpass
@@ -30,6 +38,7 @@ def register(cli: Cli) -> None:
 
         from rich.console import Console
 
+        from consumers.desk.claims import DEFAULT_CLAIMS_TOPIC
         from consumers.desk.service import DeskService
         from consumers.desk.terminal import FileLines, TerminalLabeller
         from consumers.settings import load_settings
@@ -45,7 +54,8 @@ def register(cli: Cli) -> None:
         except StreamAlError as error:
             typer.echo(f"stream-al oracle label: {error}", err=True)
             raise typer.Exit(2) from None
-        service = DeskService(settings, timedelta(minutes=claim_minutes))
+        claims = None if local_claims else claims_topic or DEFAULT_CLAIMS_TOPIC
+        service = DeskService(settings, timedelta(minutes=claim_minutes), claims)
         service.start()
         try:
             name = labeler or getpass.getuser()

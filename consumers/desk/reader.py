@@ -1,7 +1,8 @@
 """The desk's Kafka reader: the request and label topics from the beginning, into the state.
 
-No consumer group: every desk (and terminal) reads every partition of both topics, so
-each rebuilds the same queue, and a label sent from anywhere removes its card everywhere.
+No consumer group: every desk (and terminal) reads every partition of the request, label
+and claim topics, so each rebuilds the same queue and the same claims, and a label sent
+from anywhere removes its card everywhere.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ _RETRY_S = 2.0
 
 
 def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
-                stop: threading.Event, poll_ms: int = 200) -> None:
+                stop: threading.Event, claims_topic: str | None = None,
+                poll_ms: int = 200) -> None:
     """Feed ``state`` until ``stop`` is set; broker trouble is shown, retried, never fatal."""
     consumer = make_consumer(kafka, None)
+    names = [topics.requests, topics.labels] + ([claims_topic] if claims_topic else [])
     try:
-        ends = _assign(consumer, topics, state, stop)
+        ends = _assign(consumer, names, state, stop)
         while ends is not None and not stop.is_set():
             try:
                 _poll_once(consumer, topics, state, poll_ms)
@@ -42,12 +45,12 @@ def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
         consumer.close()
 
 
-def _assign(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,
+def _assign(consumer: KafkaConsumer, names: list[str], state: DeskState,
             stop: threading.Event) -> dict[TopicPartition, int] | None:
     """Assign every partition and seek to the start; the end offsets to catch up to."""
     while not stop.is_set():
         try:
-            partitions = partitions_of(consumer, [topics.requests, topics.labels])
+            partitions = partitions_of(consumer, names)
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
             ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
@@ -68,8 +71,10 @@ def _poll_once(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,
             where = f"{partition.topic}[{partition.partition}]@{record.offset}"
             if partition.topic == topics.requests:
                 state.read_request(record.value, where, now)
-            else:
+            elif partition.topic == topics.labels:
                 state.read_label(record.value, where)
+            else:
+                state.read_claim(record.value, where)
     state.expire(now)
 
 

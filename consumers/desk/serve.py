@@ -1,8 +1,7 @@
 """Run the desk: the Kafka service plus the web app under uvicorn until SIGINT/SIGTERM.
 
-One desk process per request topic: claims live in its memory, so two desk processes
-(or a desk and a terminal labeller) could each hand the same query to a different person.
-Any number of browsers may share one desk.
+Any number of browsers may share one desk, and any number of desks and terminals may
+share one set of topics when they share a claim topic (the default).
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from consumers.settings import Settings
 
 
 def serve(settings: Settings, host: str, port: int, labeler: str | None,
-          lease: timedelta) -> None:
+          lease: timedelta, claims_topic: str | None) -> None:
     """Serve until stopped; prints the address once listening (port 0 picks a free one)."""
     listener = _listen(host, port)
-    service = DeskService(settings, lease)
+    service = DeskService(settings, lease, claims_topic)
     service.start()
     try:
         bound_host, bound_port = listener.getsockname()[:2]

@@ -3,10 +3,14 @@
 A label is recorded as answered *before* it is sent (so two quick clicks, or two people,
 cannot both get one through) and the send is awaited: the person is told "labelled" only
 once the broker has it; if it is not delivered the card comes back.
+
+With a claim topic, every desk and terminal on the same topics shares its claims; without
+one (``claims_topic=None``), claims live in this process only.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -17,31 +21,39 @@ from pydantic import ValidationError
 from consumers.desk.cards import JSON
 from consumers.desk.reader import read_topics
 from consumers.desk.state import DeskState
-from consumers.kafka_clients import make_producer
+from consumers.kafka_clients import TopicPlan, create_topics, make_producer
 from consumers.settings import Settings
 from stream_al.codec import encode
 from stream_al.desk_queue import DEFAULT_LEASE, DeskQueue, LabelRefused
 from stream_al.errors import BrokerUnavailable
 from stream_al.records import OracleLabel, OracleRequest
 
+log = logging.getLogger("stream_al.desk")
 _SEND_TIMEOUT_S = 15.0
+#: Claims matter for minutes; a day of them is plenty to replay at start.
+_CLAIM_RETENTION_MS = str(86_400_000)
 
 
 class DeskService:
     """Start it, use it from any thread, stop it."""
 
-    def __init__(self, settings: Settings, lease: timedelta = DEFAULT_LEASE) -> None:
+    def __init__(self, settings: Settings, lease: timedelta = DEFAULT_LEASE,
+                 claims_topic: str | None = None) -> None:
         self.settings = settings
-        self.state = DeskState(DeskQueue(lease))
+        self.claims_topic = claims_topic
+        self.state = DeskState(DeskQueue(lease), self._publish_claim if claims_topic else None)
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._producer: KafkaProducer | None = None
 
     def start(self) -> None:
+        if self.claims_topic:
+            self._create_claims_topic(self.claims_topic)
         self._producer = make_producer(self.settings.kafka)
         self._reader = threading.Thread(
             target=read_topics, name="desk-reader", daemon=True,
-            args=(self.settings.kafka, self.settings.topics, self.state, self._stop))
+            args=(self.settings.kafka, self.settings.topics, self.state, self._stop,
+                  self.claims_topic))
         self._reader.start()
 
     def stop(self) -> None:
@@ -76,10 +88,24 @@ class DeskService:
         return self.state.refusal(query_id, holder, _now())
 
     def skip(self, query_id: str, holder: str) -> None:
-        self.state.skip(query_id, holder)
+        self.state.skip(query_id, holder, _now())
 
     def release(self, holder: str) -> None:
-        self.state.release(holder)
+        self.state.release(holder, _now())
+
+    def _publish_claim(self, payload: bytes) -> None:
+        # Not awaited: the claim takes effect when the reader reads it back; one that is
+        # lost is simply made again (DeskState.CLAIM_TIMEOUT).
+        if self._producer is not None:
+            assert self.claims_topic is not None
+            self._producer.send(self.claims_topic, value=payload)
+
+    def _create_claims_topic(self, name: str) -> None:
+        try:
+            create_topics(self.settings.kafka, [TopicPlan(name, 1, {
+                "retention.ms": _CLAIM_RETENTION_MS})])
+        except (KafkaError, BrokerUnavailable) as error:
+            log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
 
     def _send(self, message: OracleLabel) -> None:
         if self._producer is None:

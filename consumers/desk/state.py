@@ -2,17 +2,23 @@
 
 The Kafka reader thread writes here; web requests and the terminal read and claim. Every
 change bumps ``version`` (and wakes waiters), which is how live updates know to re-send.
+
+Claims go out through ``publish`` and take effect when read back (``read_claim``), in
+log order, so several processes agree; without a claim topic, ``publish`` hands the
+claim straight back and it takes effect at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consumers.desk.cards import JSON, ClassBook, DieAtlas, card, summary
-from stream_al.codec import decode_label, decode_request
+from consumers.desk.claims import DeskClaim, decode_claim
+from stream_al.codec import decode_label, decode_request, encode
 from stream_al.desk_queue import DeskQueue, LabelRefused
 from stream_al.errors import DecodeError
 from stream_al.records import OracleLabel, OracleRequest
@@ -20,6 +26,8 @@ from stream_al.records import OracleLabel, OracleRequest
 log = logging.getLogger("stream_al.desk")
 #: How many waiting queries the page lists beside the card.
 QUEUE_SHOWN = 50
+#: A claim not read back within this long (lost, or no claim topic yet) is tried again.
+CLAIM_TIMEOUT = timedelta(seconds=5)
 
 
 @dataclass
@@ -28,6 +36,7 @@ class DeskCounts:
 
     malformed_requests: int = 0
     malformed_labels: int = 0
+    malformed_claims: int = 0
     answered_elsewhere: int = 0
     labelled_here: int = 0
     refused: int = 0
@@ -36,8 +45,11 @@ class DeskCounts:
 class DeskState:
     """Thread-safe: every public method takes the lock."""
 
-    def __init__(self, queue: DeskQueue) -> None:
+    def __init__(self, queue: DeskQueue, publish: Callable[[bytes], None] | None = None
+                 ) -> None:
         self.queue = queue
+        self._publish = publish or (lambda claim: self.read_claim(claim, "local"))
+        self._claiming: dict[str, datetime] = {}  # holder → when its claim was sent
         self.counts = DeskCounts()
         self.classes = ClassBook()
         self.atlas = DieAtlas()
@@ -81,6 +93,24 @@ class DeskState:
             if self.queue.answered(label.query_id, label.labeler, label.labeled_at):
                 self.counts.answered_elsewhere += 1
                 self._bump()
+
+    def read_claim(self, payload: bytes, where: str) -> None:
+        """A message from the claim topic (or this process): apply it in this order."""
+        try:
+            claim = decode_claim(payload)
+        except DecodeError as error:
+            log.warning("ignoring a malformed claim at %s: %s", where, error.reason)
+            with self._changed:
+                self.counts.malformed_claims += 1
+            return
+        with self._changed:
+            if claim.until is None:
+                self.queue.unclaim(claim.query_id, claim.holder)
+            else:
+                self.queue.claim(claim.query_id, claim.holder, claim.labeler, claim.at,
+                                 claim.until)
+            self._claiming.pop(claim.holder, None)
+            self._bump()
 
     def expire(self, now: datetime) -> None:
         with self._changed:
@@ -152,14 +182,18 @@ class DeskState:
                 return refused.reason
             return None
 
-    def skip(self, query_id: str, holder: str) -> None:
+    def skip(self, query_id: str, holder: str, now: datetime) -> None:
         with self._changed:
             self.queue.skip(query_id, holder)
+            self._publish(_release(query_id, holder, now))
             self._bump()
 
-    def release(self, holder: str) -> None:
+    def release(self, holder: str, now: datetime) -> None:
         with self._changed:
+            held = self.queue.held_by(holder)
             self.queue.release(holder)
+            if held is not None:
+                self._publish(_release(held, holder, now))
             self._bump()
 
     def wait_changed(self, seen_version: int, timeout_s: float) -> int:
@@ -171,11 +205,17 @@ class DeskState:
     def _current(self, holder: str, labeler: str, now: datetime) -> OracleRequest | None:
         if not self.caught_up:
             return None  # until the label log is read, an open-looking card may be answered
-        before = self.queue.held_by(holder)
-        current = self.queue.current(holder, labeler, now)
-        if current is not None and current.query_id != before:
-            self._bump()  # a new claim: other holders' queues must drop this card
-        return current
+        card = self.queue.held(holder, now)
+        sent = self._claiming.get(holder)
+        if card is not None or (sent is not None and now - sent < CLAIM_TIMEOUT):
+            return card
+        chosen = self.queue.candidate(holder, now)
+        if chosen is None:
+            return None
+        self._claiming[holder] = now
+        self._publish(encode(DeskClaim(query_id=chosen.query_id, holder=holder,
+                                       labeler=labeler, at=now, until=now + self.queue.lease)))
+        return self.queue.held(holder, now)  # already ours if the claim came straight back
 
     def _classes_for(self, request: OracleRequest) -> list[str]:
         return self.classes.classes(request.model_key)
@@ -188,3 +228,7 @@ class DeskState:
     def _bump(self) -> None:
         self.version += 1
         self._changed.notify_all()
+
+
+def _release(query_id: str, holder: str, now: datetime) -> bytes:
+    return encode(DeskClaim(query_id=query_id, holder=holder, labeler="-", at=now))

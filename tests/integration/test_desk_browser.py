@@ -45,12 +45,14 @@ EMPTY = "text=Nothing to label"
 
 @pytest.fixture
 def topics(create_topic: Callable[[str, int], str], unique_topic: Callable[[str], str]
-           ) -> tuple[str, str]:
-    return create_topic(unique_topic("requests"), 3), create_topic(unique_topic("labels"), 1)
+           ) -> tuple[str, str, str]:
+    """Requests, labels, and a claim topic name the desk creates itself."""
+    return (create_topic(unique_topic("requests"), 3), create_topic(unique_topic("labels"), 1),
+            unique_topic("claims"))
 
 
 @pytest.fixture
-def desk_url(kafka_bootstrap: str, topics: tuple[str, str], tmp_path: Path) -> Iterator[str]:
+def desk_url(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> Iterator[str]:
     """A real ``stream-al desk`` process on a free port; stopped (and checked) after."""
     command = [str(Path(sys.executable).parent / "stream-al"), "desk", "--host", "127.0.0.1",
                "--port", "0"]
@@ -111,8 +113,8 @@ def shoot(page: Any, name: str) -> None:
 
 
 def test_two_engineers_label_by_key_click_and_new_class_without_overlap(
-        kafka_bootstrap: str, topics: tuple[str, str], desk_url: str, browser: Any) -> None:
-    requests_topic, labels_topic = topics
+        kafka_bootstrap: str, topics: tuple[str, str, str], desk_url: str, browser: Any) -> None:
+    requests_topic, labels_topic, _ = topics
     q1, q3 = oracle_request(1, uncertainty=0.9), oracle_request(3, uncertainty=0.5)
     ann = log_in(browser, desk_url, "eng-ann")
     ann.wait_for_selector(EMPTY)
@@ -150,8 +152,8 @@ def test_two_engineers_label_by_key_click_and_new_class_without_overlap(
 
 
 def test_cards_leave_when_answered_elsewhere_or_expired_and_bad_input_is_reported(
-        kafka_bootstrap: str, topics: tuple[str, str], desk_url: str, browser: Any) -> None:
-    requests_topic, labels_topic = topics
+        kafka_bootstrap: str, topics: tuple[str, str, str], desk_url: str, browser: Any) -> None:
+    requests_topic, labels_topic, _ = topics
     elsewhere = oracle_request(6)
     short = oracle_request(7, reason="audit", expires_in=timedelta(seconds=4))
     produce(kafka_bootstrap, requests_topic, b"{not json", elsewhere)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,19 +19,37 @@ pytestmark = pytest.mark.integration
 pexpect = pytest.importorskip("pexpect", reason="pip install pexpect")
 
 
+@pytest.fixture
+def topics(create_topic: Callable[[str, int], str], unique_topic: Callable[[str], str]
+           ) -> tuple[str, str, str]:
+    """Requests, labels, and a claim topic (created by the labeller itself)."""
+    return (create_topic(unique_topic("requests"), 3), create_topic(unique_topic("labels"), 1),
+            unique_topic("claims"))
+
+
+def spawn(name: str, bootstrap: str, topics: tuple[str, str, str], log: Path) -> Any:
+    """``stream-al oracle label`` in a 60x160 pseudo-terminal, its output logged."""
+    command = str(Path(sys.executable).parent / "stream-al")
+    term = pexpect.spawn(command, ["oracle", "label", "--labeler", name],
+                         env=stream_al_env(bootstrap, *topics), encoding="utf-8", timeout=30,
+                         dimensions=(60, 160))
+    term.logfile_read = log.open("w")
+    return term
+
+
+def quit_cleanly(term: Any) -> None:
+    term.sendline("q")
+    term.expect_exact("Bye.")
+    term.expect(pexpect.EOF)
+
+
 def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
-        kafka_bootstrap: str, create_topic: Callable[[str, int], str],
-        unique_topic: Callable[[str], str], tmp_path: Path) -> None:
-    requests_topic = create_topic(unique_topic("requests"), 3)
-    labels_topic = create_topic(unique_topic("labels"), 1)
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+    requests_topic, labels_topic, _ = topics
     q1 = oracle_request(1, uncertainty=0.9)
     produce(kafka_bootstrap, requests_topic, b"\x00garbage", q1)  # before it starts
 
-    command = str(Path(sys.executable).parent / "stream-al")
-    env = stream_al_env(kafka_bootstrap, requests_topic, labels_topic) | {"COLUMNS": "160"}
-    term = pexpect.spawn(command, ["oracle", "label", "--labeler", "eng-term"], env=env,
-                         encoding="utf-8", timeout=30, dimensions=(60, 160))
-    term.logfile_read = (tmp_path / "terminal.log").open("w")
+    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log")
     try:
         term.expect_exact(q1.query_id)
         term.expect_exact("label> ")
@@ -60,9 +79,7 @@ def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
         produce(kafka_bootstrap, labels_topic, elsewhere)
         term.expect_exact("already answered by eng-web")
         term.expect_exact("Waiting for queries")
-        term.sendline("q")
-        term.expect_exact("Bye.")
-        term.expect(pexpect.EOF)
+        quit_cleanly(term)
     finally:
         term.close()
         term.logfile_read.close()
@@ -73,3 +90,34 @@ def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
     assert [(x.query_id, x.label, x.labeler) for x in labels] == [
         (q1.query_id, "fail", "eng-term"), (q3.query_id, "probe mark", "eng-term"),
         (q2.query_id, "fail", "eng-web")]
+
+
+def test_two_terminals_never_get_the_same_card(kafka_bootstrap: str,
+                                               topics: tuple[str, str, str],
+                                               tmp_path: Path) -> None:
+    requests_topic, labels_topic, _ = topics
+    cards = [oracle_request(1, uncertainty=0.9), oracle_request(2, uncertainty=0.8)]
+    ids = [card.query_id for card in cards]
+    produce(kafka_bootstrap, requests_topic, *cards)
+    ann = spawn("eng-ann", kafka_bootstrap, topics, tmp_path / "ann.log")
+    bob = spawn("eng-bob", kafka_bootstrap, topics, tmp_path / "bob.log")
+    try:
+        ann_card = ids[ann.expect_exact(ids)]  # both start together and race for the first
+        bob_card = ids[bob.expect_exact(ids)]
+        assert ann_card != bob_card
+        bob.expect_exact("label> ")
+        quit_cleanly(ann)  # ann's card is released ...
+        bob.sendline("2")
+        bob.expect_exact(f"{bob_card}: labelled pass")
+        bob.expect_exact(ann_card)  # ... and only now reaches bob
+        bob.sendline("1")
+        bob.expect_exact(f"{ann_card}: labelled fail")
+        quit_cleanly(bob)
+    finally:
+        for term in (ann, bob):
+            term.close()
+            term.logfile_read.close()
+    assert ann_card not in (tmp_path / "bob.log").read_text().split(bob_card, 1)[0]
+    labels = read_labels(kafka_bootstrap, labels_topic, 2)
+    assert [(x.query_id, x.labeler) for x in labels] == [(bob_card, "eng-bob"),
+                                                         (ann_card, "eng-bob")]

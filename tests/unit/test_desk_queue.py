@@ -171,3 +171,27 @@ def test_the_answer_memory_is_bounded() -> None:
 def test_a_lease_must_be_positive() -> None:
     with pytest.raises(ValueError, match="lease"):
         DeskQueue(lease=timedelta(0))
+
+
+def test_claims_applied_in_log_order_first_live_claim_wins() -> None:
+    queue = queue_of(ask("a"))
+    assert queue.claim("a", "tab-1", "ann", T0, T0 + LEASE)
+    assert not queue.claim("a", "tab-2", "bob", T0 + LEASE / 2, T0 + 2 * LEASE)
+    assert queue.claim("a", "tab-2", "bob", T0 + LEASE, T0 + 2 * LEASE)  # ann's lapsed
+    assert on(queue, "tab-1", "ann", T0 + LEASE) is None
+    assert on(queue, "tab-2", "bob", T0 + LEASE) == "a"
+
+
+def test_a_claim_for_an_answered_query_is_refused() -> None:
+    queue = queue_of(ask("a"))
+    queue.answered("a", "eng-7", T0)
+    assert not queue.claim("a", "tab-1", "ann", T0, T0 + LEASE)
+
+
+def test_unclaim_frees_only_the_holders_own_claim() -> None:
+    queue = queue_of(ask("a"))
+    queue.claim("a", "tab-1", "ann", T0, T0 + LEASE)
+    queue.unclaim("a", "tab-2")
+    assert queue.candidate("tab-2", T0) is None
+    queue.unclaim("a", "tab-1")
+    assert on(queue, "tab-2", "bob", T0) == "a"
