@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from consumers.checkpoint_store import CheckpointStore
 from consumers.http_server import HealthServer
@@ -58,6 +58,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class Daemon:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # *_created doubles the series and nothing reads it
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)

@@ -29,6 +29,8 @@ def register(cli: Cli) -> None:
             raise typer.Exit(2) from None
         logging.basicConfig(level=settings.log_level,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # kafka-python narrates every connection at INFO; its warnings still show.
+        logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.root.level))
         daemon = Daemon(settings)
         daemon.install_signal_handlers()
         try:
