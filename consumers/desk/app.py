@@ -81,7 +81,7 @@ class DeskRoutes:
         who = self._identity(request)
         if who is None:
             return _error("log in first", 401)
-        return JSONResponse(self.service.view(*who))
+        return JSONResponse(await run_in_threadpool(self.service.view, *who))
 
     async def events(self, request: Request) -> Response:
         who = self._identity(request)
@@ -116,7 +116,8 @@ class DeskRoutes:
         while not await request.is_disconnected():
             if state.version != seen or time.monotonic() - sent_at > _REFRESH_S:
                 seen, sent_at = state.version, time.monotonic()
-                view = self.service.view(holder, labeler)
+                # In a thread: a claim sent to Kafka may wait for topic metadata.
+                view = await run_in_threadpool(self.service.view, holder, labeler)
                 yield f"data: {json.dumps(view, separators=(',', ':'))}\n\n"
             await asyncio.sleep(_TICK_S)
 
