@@ -37,7 +37,7 @@ def run_bench(names: list[str], paths: list[Path], target: str | None, time: str
             if run.seed == 0:
                 label = "all labels" if run.strategy == "all" else \
                     f"{run.strategy} B={run.budget:g}"
-                curves[run.dataset.name].append((label, result.curve))
+                curves[run.dataset.name].append((label, result.curve.by_labels()))
             progress.update(overall, completed=sum(r["records"] for r in rows))
     write_rows(out, rows)
     console.print(_table(summarise(rows), model, delay))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,10 +22,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers.http_server import HealthServer
-from consumers.plots import learning_curves
+from consumers.plots import demo_curves
 from stream_al.budget import BudgetConfig
 from stream_al.bus import InMemoryConsumer
 from stream_al.codec import decode_prediction
+from stream_al.evaluation import LearningCurve
 from stream_al.gates import GateConfig
 from stream_al.inmemory import InMemoryLoop
 from stream_al.learner import Learner, LearnerConfig
@@ -57,11 +57,10 @@ class DemoOptions:
 class DemoState:
     """What the live view and the summary show."""
 
+    curve: LearningCurve
     processed: int = 0
     hits: int = 0
     labels: int = 0
-    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=1000))
-    curve: list[tuple[int, float]] = field(default_factory=list)
     queries: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,7 +81,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, object]:
     console.print(f"[bold]stream-al demo[/]: {options.records:,} devices, {options.strategy} "
                   f"gate, budget {options.budget:.0%}, metrics on "
                   f"http://127.0.0.1:{server.port}/metrics")
-    state = DemoState()
+    state = DemoState(LearningCurve.for_run(options.records))
     try:
         _drive(stream, loop, pipeline, truth, state, options, console)
         summary = _compare(stream, config, options, state, console)
@@ -140,16 +139,14 @@ def _pace(rate: float | None, done: int, started: float) -> None:
 
 def _score(predictions: InMemoryConsumer, truth: dict[str, str], state: DemoState,
            pipeline: Pipeline) -> None:
+    registry = pipeline.learner.registry
+    state.labels = sum(registry.get(key).version for key in registry.keys())
     for message in predictions.poll(1_000_000):
         prediction = decode_prediction(message.value)
         hit = prediction.predicted == truth[prediction.record_id]
         state.processed += 1
         state.hits += hit
-        state.recent.append(hit)
-    state.labels = sum(entry.version for entry in
-                       (pipeline.learner.registry.get(k) for k in pipeline.learner.registry.keys()))
-    if state.recent:
-        state.curve.append((state.labels, sum(state.recent) / len(state.recent)))
+        state.curve.update(hit, state.labels)
     state.queries = {}
     for policy in pipeline.learner.policies.values():
         for reason, count in policy.queries.items():
@@ -195,11 +192,11 @@ def _compare(stream: list, config: LearnerConfig, options: DemoOptions,  # type:
     console.print(summary)
     options.out.mkdir(parents=True, exist_ok=True)
     png = options.out / "learning-curve.png"
-    learning_curves(png, {"synthetic ATE floor": [
-        (f"{options.strategy} B={options.budget:g} (this run)", state.curve),
-        (f"random B={options.budget:g}", random_run.curve),
-        ("all labels", all_run.curve)]},
-        f"stream-al demo: {options.records:,} devices, oracle delay {options.oracle_delay_s:g} s")
+    demo_curves(png, [(f"{options.strategy} B={options.budget:g} (this run)", state.curve),
+                      (f"random B={options.budget:g}", random_run.curve),
+                      ("all labels", all_run.curve)],
+                f"stream-al demo: {options.records:,} devices, oracle delay "
+                f"{options.oracle_delay_s:g} s")
     result = {"records": state.processed, "labels_active": state.labels,
               "accuracy_active": active_accuracy, "labels_random": random_run.labels_used,
               "accuracy_random": random_run.accuracy, "labels_all": all_run.labels_used,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from stream_al.evaluation import LearningCurve
+
 #: One labelled curve: a name and (labels used, accuracy) points.
 Curve = tuple[str, Sequence[tuple[int, float]]]
 
@@ -37,6 +39,39 @@ def learning_curves(path: Path, panels: Mapping[str, Sequence[Curve]], title: st
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[count:]:
         axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def demo_curves(path: Path, runs: Sequence[tuple[str, LearningCurve]], title: str) -> None:
+    """Left: accuracy on recent devices against labels used, over the budgeted range
+    (where active and random spend the same). Right: prequential accuracy against
+    devices, with the all-labels run for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (by_labels, by_devices) = plt.subplots(1, 2, figsize=(12, 4.6))
+    budgeted = [c for name, c in runs if not name.startswith("all")]
+    most = max((c.points[-1][1] for c in budgeted if c.points), default=1)
+    for name, curve in runs:
+        style = "--" if name.startswith(("all", "random")) else "-"
+        points = curve.points
+        if not name.startswith("all"):
+            by_labels.plot([p[1] for p in points], [p[2] for p in points], style, label=name)
+        by_devices.plot([p[0] for p in points], [p[3] for p in points], style, label=name)
+    by_labels.set_xlim(0, most * 1.02)
+    by_labels.set(title="accuracy on recent devices at equal labels", xlabel="labels used",
+                  ylabel="accuracy (recent devices)")
+    by_devices.set(title="prequential accuracy along the run", xlabel="devices",
+                   ylabel="cumulative accuracy")
+    for axis in (by_labels, by_devices):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

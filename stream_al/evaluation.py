@@ -60,3 +60,35 @@ class ModelScores:
 
     def rolling(self) -> dict[Window, float | None]:
         return {window: acc.rolling for window, acc in self.windows.items()}
+
+
+class LearningCurve:
+    """Samples a run at regular intervals: devices seen, labels used, accuracy over the
+    recent ``window`` records, and cumulative (prequential) accuracy. One tracker for
+    every run that is plotted together, so their curves are smoothed alike.
+
+    >>> curve = LearningCurve(every=2, window=2)
+    >>> for labels, hit in enumerate((False, True, True, True)):
+    ...     curve.update(hit, labels)
+    >>> curve.points
+    [(2, 1, 0.5, 0.5), (4, 3, 1.0, 0.75)]
+    """
+
+    def __init__(self, every: int, window: int) -> None:
+        self.every = max(1, every)
+        self.recent = RollingAccuracy(max(1, window))
+        self.points: list[tuple[int, int, float, float]] = []
+
+    @classmethod
+    def for_run(cls, total: int, points: int = 150) -> LearningCurve:
+        return cls(every=total // points, window=max(200, total // 20))
+
+    def update(self, correct: bool, labels_used: int) -> None:
+        self.recent.update(correct)
+        if self.recent.count % self.every == 0:
+            self.points.append((self.recent.count, labels_used, self.recent.rolling or 0.0,
+                                self.recent.cumulative or 0.0))
+
+    def by_labels(self) -> list[tuple[int, float]]:
+        """(labels used, recent accuracy): what the bench plots."""
+        return [(labels, rolling) for _, labels, rolling, _ in self.points]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from stream_al.evaluation import LearningCurve
 from stream_al.learner import Learner, LearnerConfig
 from stream_al.records import OracleLabel, Record
 
@@ -32,8 +33,7 @@ class ReplayResult:
     records_last20: int = 0
     seconds: float = 0.0
     per_class: dict[str, list[int]] = field(default_factory=dict)  # class → [hits, count]
-    #: (labels used, accuracy over the recent records) sampled along the stream.
-    curve: list[tuple[int, float]] = field(default_factory=list)
+    curve: LearningCurve = field(default_factory=lambda: LearningCurve(1, 1))
 
     @property
     def accuracy(self) -> float:
@@ -72,7 +72,7 @@ class _Oracle:
 
 
 def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay: int = 0,
-           curve_points: int = 100, on_progress: Callable[[int], None] | None = None,
+           curve_points: int = 150, on_progress: Callable[[int], None] | None = None,
            ) -> ReplayResult:
     """Run the stream through a fresh learner; ``total`` sizes the last-20 % window.
 
@@ -83,8 +83,8 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
     >>> 0 < result.labels_used < 200 and result.records == 200
     True
     """
-    learner, oracle, result = Learner(config), _Oracle(delay), ReplayResult()
-    window: deque[bool] = deque(maxlen=max(50, total // curve_points))
+    learner, oracle = Learner(config), _Oracle(delay)
+    result = ReplayResult(curve=LearningCurve.for_run(total, curve_points))
     every = max(1, total // curve_points)
     started = time.perf_counter()
     for index, (record, truth) in enumerate(stream):
@@ -95,13 +95,11 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
         decision = learner.decide(record, now)
         hit = decision.prediction.predicted == truth
         _score(result, truth, hit, last20=index >= total * 0.8)
-        window.append(hit)
+        result.curve.update(hit, result.labels_used)
         if decision.request is not None:
             oracle.ask(index, decision.request.query_id, truth)
-        if index % every == every - 1:
-            result.curve.append((result.labels_used, sum(window) / len(window)))
-            if on_progress:
-                on_progress(every)
+        if on_progress and index % every == every - 1:
+            on_progress(every)
     result.seconds = time.perf_counter() - started
     return result
 
