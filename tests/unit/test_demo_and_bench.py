@@ -1,0 +1,106 @@
+"""The embedded demo and the label benchmark, run as a person would (CLI), small sizes."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from threading import Thread
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from consumers.bench_labels import plan, summarise
+from consumers.cli import build_cli
+from consumers.datasets import builtin_dataset, csv_dataset
+from consumers.demo import DemoOptions, run_demo
+
+
+def test_demo_writes_its_plot_and_a_summary_within_budget(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_cli(), ["demo", "--records", "3000", "--metrics-port", "0",
+                                              "--out", str(tmp_path), "--oracle-delay", "10"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["records"] == 3000
+    assert 0 < summary["labels_active"] <= 0.1 * 3000 + 3  # B·n plus one per model
+    assert summary["labels_all"] > 2500
+    png = (tmp_path / "learning-curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_demo_serves_metrics_while_it_runs(tmp_path: Path) -> None:
+    port = _free_port()
+    options = DemoOptions(records=2000, out=tmp_path, metrics_port=port, hold_s=5.0)
+    runner = Thread(target=run_demo, args=(options, Console(file=io.StringIO())))
+    runner.start()
+    scraped = b""
+    deadline = time.monotonic() + 120
+    while runner.is_alive() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+                scraped = response.read()
+        except OSError:
+            time.sleep(0.1)  # not listening yet
+            continue
+        if b'outcome="queried"} 0.0' not in scraped:
+            break  # a scrape taken after the first queries
+    runner.join(timeout=120)
+    assert b"stream_al_records_total" in scraped
+    assert b'stream_al_records_total{kind="parametric",outcome="predicted"} 0.0' not in scraped
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_bench_labels_rows_follow_the_design_format(tmp_path: Path) -> None:
+    data = tmp_path / "tiny.csv"
+    rows = ["t,x,y"] + [f"{i},{(i * 7) % 10},{'a' if (i * 7) % 10 > 4 else 'b'}"
+                        for i in range(600)]
+    data.write_text("\n".join(rows) + "\n")
+    out, plot = tmp_path / "rows.json", tmp_path / "curves.png"
+    result = CliRunner().invoke(build_cli(), [
+        "bench", "labels", "--data", str(data), "--target", "y", "--time", "t",
+        "--strategy", "variable", "--budget", "0.2", "--out", str(out), "--plot", str(plot),
+        "--delay", "5"])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert {r["strategy"] for r in written} == {"all", "variable", "random"}
+    assert set(written[0]) == {"dataset", "model", "strategy", "budget", "seed", "accuracy",
+                               "accuracy_last20", "balanced_accuracy", "labels_used",
+                               "records", "records_per_s"}
+    assert all(r["records"] == 600 for r in written)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_labels_refuses_unknown_strategies_and_budgets() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(build_cli(), ["bench", "labels", "--strategy", "smart"])
+    assert bad.exit_code == 2 and "smart" in bad.output
+    bad = runner.invoke(build_cli(), ["bench", "labels", "--budget", "1.5"])
+    assert bad.exit_code == 2 and "1.5" in bad.output
+
+
+def test_plan_adds_random_and_all_and_summary_compares_with_all() -> None:
+    dataset = builtin_dataset("sea", size=300)
+    runs = plan([dataset], ["variable"], [0.1, 0.2], seeds=2)
+    assert sorted({(r.strategy, r.budget) for r in runs}) == [
+        ("all", 1.0), ("random", 0.1), ("random", 0.2), ("variable", 0.1), ("variable", 0.2)]
+    rows = [{"dataset": "d", "strategy": s, "budget": b, "accuracy": a, "accuracy_last20": a,
+             "balanced_accuracy": a, "labels_used": 1, "records_per_s": 1.0}
+            for s, b, a in (("all", 1.0, 0.8), ("variable", 0.1, 0.6), ("variable", 0.1, 0.8))]
+    [variable] = [r for r in summarise(rows) if r["strategy"] == "variable"]
+    assert variable["accuracy"] == 0.7 and variable["of_all_labels"] == 0.7 / 0.8
+
+
+def test_csv_dataset_names_a_missing_column(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"no column 'label'; columns are \['a', 'b'\]"):
+        csv_dataset(data, target="label")
