@@ -82,6 +82,7 @@ def topic_plan(topics: TopicNames, input_partitions: int = 6) -> list[TopicPlan]
         TopicPlan(topics.requests, 3, {"retention.ms": "-1"}),
         TopicPlan(topics.labels, 1, {"retention.ms": "-1"}),
         TopicPlan(topics.dlq, 1, {"retention.ms": month}),
+        TopicPlan(topics.claims, 1, {"retention.ms": str(86_400_000)}),
     ]
 
 

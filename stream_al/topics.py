@@ -13,3 +13,5 @@ class TopicNames(BaseModel):
     requests: str = "stream-al.oracle.requests"
     labels: str = "stream-al.oracle.labels"
     dlq: str = "stream-al.dlq"
+    #: Desk claims: which engineer holds which card, so two never answer one query.
+    claims: str = "stream-al.oracle.claims"
