@@ -14,13 +14,14 @@ from consumers.plots import Curve, learning_curves, wide_console
 from stream_al.learner import LearnerConfig
 
 
-def run_bench(names: list[str], paths: list[Path], target: str | None, time: str | None,
+def run_bench(names: list[str], files: list[tuple[Path, str | None, str | None]],
               shuffle_seed: int | None, strategies: list[str], budgets: list[float],
               model: str, seeds: int, records: int | None, delay: int, out: Path,
               plot: Path | None) -> list[Row]:
     console = wide_console()
     datasets: list[Dataset] = [builtin_dataset(n, records) for n in names]
-    datasets += [csv_dataset(p, target or "", time, shuffle_seed, records) for p in paths]
+    datasets += [csv_dataset(path, target or "", time, shuffle_seed, records)
+                 for path, target, time in files]
     runs = plan(datasets, strategies, budgets, seeds)
     rows: list[Row] = []
     curves: dict[str, list[Curve]] = defaultdict(list)

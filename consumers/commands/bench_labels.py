@@ -22,8 +22,11 @@ def register(cli: Cli) -> None:
         data: Annotated[list[Path] | None, typer.Option(
             help="a CSV file to replay (repeatable; needs --target)", exists=True,
             dir_okay=False)] = None,
-        target: Annotated[str | None, typer.Option(help="the CSV's label column")] = None,
-        time: Annotated[str | None, typer.Option(help="the CSV's time column, to order by")]
+        target: Annotated[list[str] | None, typer.Option(
+            help="the CSV's label column; once for all files or once per --data, in order")]
+        = None,
+        time: Annotated[list[str] | None, typer.Option(
+            help="the CSV's time column to order by; once for all or once per --data")]
         = None,
         shuffle_seed: Annotated[int | None, typer.Option(
             help="shuffle CSV rows with this seed (data with no time order)")] = None,
@@ -54,11 +57,27 @@ def register(cli: Cli) -> None:
         if model not in MODELS:
             raise typer.BadParameter(f"{model!r}; choose from {', '.join(MODELS)}",
                                      param_hint="--model")
-        if data and not target:
-            raise typer.BadParameter("a CSV needs its label column", param_hint="--target")
+        files = data or []
+        targets = _per_file(target, files, "--target", required=True)
+        times = _per_file(time, files, "--time", required=False)
         budgets = budget or [0.1]
         for b in budgets:
             if not 0 < b <= 1:
                 raise typer.BadParameter(f"{b} is not in (0, 1]", param_hint="--budget")
-        run_bench(dataset or ([] if data else ["ate-floor"]), data or [], target, time,
+        run_bench(dataset or ([] if data else ["ate-floor"]), list(zip(files, targets, times,
+                                                                      strict=True)),
                   shuffle_seed, strategies, budgets, model, seeds, records, delay, out, plot)
+
+
+def _per_file(values: list[str] | None, files: list[Path], option: str,
+              required: bool) -> list[str | None]:
+    """One value for every file, or one per file in order."""
+    given: list[str | None] = list(values or [])
+    if not files:
+        return []
+    if len(given) == 1:
+        return given * len(files)
+    if len(given) == len(files) or (not given and not required):
+        return given or [None] * len(files)
+    raise typer.BadParameter(f"give it once for all {len(files)} --data files or once per "
+                             f"file (got {len(given)})", param_hint=option)
