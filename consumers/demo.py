@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from consumers.checkpoint_store import CheckpointStore
 from consumers.http_server import HealthServer
 from consumers.plots import demo_curves
 from stream_al.budget import BudgetConfig
@@ -101,6 +102,7 @@ def _drive(stream: list, loop: InMemoryLoop, pipeline: Pipeline,  # type: ignore
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("devices", total=len(stream))
     topic = pipeline.topics.inputs[0]
+    store = _Checkpoints(options.out / "state")
     started = time.monotonic()
     with Live(Group(progress, _view(state, pipeline)), console=console,
               refresh_per_second=4) as live:
@@ -114,13 +116,46 @@ def _drive(stream: list, loop: InMemoryLoop, pipeline: Pipeline,  # type: ignore
             while loop.step(now, max_records=options.chunk):
                 pass
             _score(predictions, truth, state, pipeline)
+            _publish(loop, pipeline, store)
             progress.update(task, completed=start + len(chunk))
             live.update(Group(progress, _view(state, pipeline)))
             _pace(options.rate, start + len(chunk), started)
         _finish(loop, now, options)
         _score(predictions, truth, state, pipeline)
+        store.last = float("-inf")
+        _publish(loop, pipeline, store)
         live.update(Group(progress, _view(state, pipeline)))
     console.line()
+
+
+def _publish(loop: InMemoryLoop, pipeline: Pipeline, store: _Checkpoints) -> None:
+    """State gauges, the in-memory consumer's lag, and a checkpoint now and then: the
+    same signals the daemon gives, so the dashboard shows the demo as it would a floor."""
+    pipeline.publish_state()
+    if pipeline.metrics is None:
+        return
+    for (topic, partition), position in loop.inputs.positions.items():
+        end = loop.bus.end_offsets(topic)[partition]
+        pipeline.metrics.set_consumer_lag(topic, partition, end - position)
+    store.maybe_save(pipeline)
+
+
+class _Checkpoints:
+    """Checkpoints every few wall-clock seconds into the output folder."""
+
+    def __init__(self, folder: Path, every_s: float = 5.0) -> None:
+        self.store = CheckpointStore(folder)
+        self.every_s = every_s
+        self.last = float("-inf")
+
+    def maybe_save(self, pipeline: Pipeline) -> None:
+        if time.monotonic() - self.last < self.every_s:
+            return
+        self.store.prepare()
+        self.store.save(pipeline.checkpoint(datetime.now(UTC)))
+        self.last = time.monotonic()
+        if pipeline.metrics is not None:
+            pipeline.metrics.mark_checkpoint(time.time())
 
 
 def _finish(loop: InMemoryLoop, now: datetime, options: DemoOptions) -> None:
