@@ -91,6 +91,18 @@ def summarise(rows: Iterable[Row]) -> list[Row]:
     return summary
 
 
+def baselines(dataset: Dataset) -> dict[str, float]:
+    """Accuracy of label-free rules a learner must beat: the majority class, and
+    no-change (predict the previous record's label; strong on autocorrelated streams
+    such as Elec2)."""
+    truths = [truth for _, truth in dataset.open()]
+    if not truths:
+        return {"majority": 0.0, "no_change": 0.0}
+    majority = max(truths.count(label) for label in set(truths)) / len(truths)
+    same = sum(a == b for a, b in zip(truths, truths[1:], strict=False))
+    return {"majority": majority, "no_change": same / max(1, len(truths) - 1)}
+
+
 def write_rows(path: Path, rows: Sequence[Row]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(list(rows), indent=1) + "\n", encoding="utf-8")

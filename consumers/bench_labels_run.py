@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from consumers.bench_labels import Row, execute, plan, summarise, write_rows
+from consumers.bench_labels import Row, baselines, execute, plan, summarise, write_rows
 from consumers.datasets import Dataset, builtin_dataset, csv_dataset
 from consumers.plots import Curve, learning_curves, wide_console
 from stream_al.learner import LearnerConfig
@@ -42,6 +42,10 @@ def run_bench(names: list[str], files: list[tuple[Path, str | None, str | None]]
             progress.update(overall, completed=sum(r["records"] for r in rows))
     write_rows(out, rows)
     console.print(_table(summarise(rows), model, delay))
+    for dataset in datasets:
+        base = baselines(dataset)
+        console.print(f"{dataset.name}: label-free baselines — majority class "
+                      f"{base['majority']:.4f}, no-change {base['no_change']:.4f}")
     console.print(f"rows written to {out}")
     if plot:
         learning_curves(plot, curves, f"stream-al bench labels ({model}, oracle delay {delay})")

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from consumers.bench_labels import plan, summarise
+from consumers.bench_labels import baselines, plan, summarise
 from consumers.cli import build_cli
 from consumers.datasets import builtin_dataset, csv_dataset
 from consumers.demo import DemoOptions, run_demo
@@ -97,6 +97,14 @@ def test_plan_adds_random_and_all_and_summary_compares_with_all() -> None:
             for s, b, a in (("all", 1.0, 0.8), ("variable", 0.1, 0.6), ("variable", 0.1, 0.8))]
     [variable] = [r for r in summarise(rows) if r["strategy"] == "variable"]
     assert variable["accuracy"] == 0.7 and variable["of_all_labels"] == 0.7 / 0.8
+
+
+def test_baselines_are_majority_and_no_change(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{i},{label}\n" for i, label in
+                                      enumerate("aaabbbbbab")))
+    base = baselines(csv_dataset(data, target="y"))
+    assert base == {"majority": 0.6, "no_change": 6 / 9}  # aa aa bb bb bb bb of 9 pairs
 
 
 def test_csv_dataset_names_a_missing_column(tmp_path: Path) -> None:
