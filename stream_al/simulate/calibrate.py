@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream_al.simulate.base import BoolArray, FloatArray
-from stream_al.simulate.catalogue import Factor, TestProgram
+from stream_al.simulate.catalogue import Factor, Side, TestProgram
 
-_BISECTIONS = 40
+_BISECTIONS = 30  # 8 sigmas / 2**30: far finer than the pilot's noise
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -47,28 +47,30 @@ def functional_threshold(latent: FloatArray, rate: float) -> float:
 
 
 def spec_limits(
-    program: TestProgram, u: FloatArray, also_failing: BoolArray, fail_rate: float,
+    program: TestProgram, u_key: FloatArray, also_failing: BoolArray, fail_rate: float,
     jitter: FloatArray,
 ) -> Limits:
     """Limits at ``k·jitter`` pilot sigmas, ``k`` found so the pilot fails ``fail_rate``.
 
+    ``u_key`` holds the pilot's results on the key tests only (``program.key`` columns).
     ``also_failing`` marks pilot devices that fail for other reasons (functional), so the
     limits make up only the rest of the fail rate.
     """
-    centre, spread = u.mean(axis=0), u.std(axis=0)
+    sides = [s for s in program.side if s is not None]
+    centre, spread = u_key.mean(axis=0), u_key.std(axis=0) * jitter
     low, high = 0.5, 8.0  # sigmas: fail rate falls as k grows
     for _ in range(_BISECTIONS):
         k = 0.5 * (low + high)
-        limits = _at(program, centre, spread * jitter * k)
-        failing = limits.outside(u).any(axis=1) | also_failing
+        failing = _at(sides, centre, spread * k).outside(u_key).any(axis=1) | also_failing
         low, high = (k, high) if failing.mean() > fail_rate else (low, k)
-    return _at(program, centre, spread * jitter * high)
-
-
-def _at(program: TestProgram, centre: FloatArray, width: FloatArray) -> Limits:
-    side = program.side
-    has_lo = np.array([s in ("lo", "both") for s in side])
-    has_hi = np.array([s in ("hi", "both") for s in side])
-    lo = np.where(has_lo, centre - width, -np.inf)
-    hi = np.where(has_hi, centre + width, np.inf)
+    key_limits = _at(sides, centre, spread * high)
+    lo, hi = np.full(len(program.tests), -np.inf), np.full(len(program.tests), np.inf)
+    lo[program.key], hi[program.key] = key_limits.lo, key_limits.hi
     return Limits(lo, hi)
+
+
+def _at(sides: list[Side], centre: FloatArray, width: FloatArray) -> Limits:
+    has_lo = np.array([s in ("lo", "both") for s in sides])
+    has_hi = np.array([s in ("hi", "both") for s in sides])
+    lo = np.where(has_lo, centre - width, -np.inf)
+    return Limits(lo, np.where(has_hi, centre + width, np.inf))

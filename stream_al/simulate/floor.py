@@ -211,12 +211,13 @@ class FloorSimulator:
         functional = functional_fails(latent, threshold)
         limits = []
         for program, cells in zip(self._programs, self._cells, strict=True):
+            key = program.key
             tester = rng.integers(c.testers, size=_PILOT)
             site = rng.integers(c.sites_per_tester, size=_PILOT)
-            u = measure(latent, program.loadings, program.idio, cells[tester, site],
-                        c.measurement_noise, rng)
-            jitter = rng.uniform(0.9, 1.1, size=len(program.tests))
-            limits.append(spec_limits(program, u, functional, c.fail_rate, jitter))
+            u_key = measure(latent, program.loadings[key], program.idio[key],
+                            cells[:, :, key][tester, site], c.measurement_noise, rng)
+            jitter = rng.uniform(0.9, 1.1, size=int(key.sum()))
+            limits.append(spec_limits(program, u_key, functional, c.fail_rate, jitter))
         return threshold, tuple(limits)
 
     def _pilot_latent(self, rng: np.random.Generator) -> FloatArray:
