@@ -6,5 +6,12 @@ know the truth behind every record they emit.
 
 from stream_al.simulate.base import SimulatedRecord
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
+from stream_al.simulate.transactions import TransactionConfig, TransactionSimulator
 
-__all__ = ["FloorConfig", "FloorSimulator", "SimulatedRecord"]
+__all__ = [
+    "FloorConfig",
+    "FloorSimulator",
+    "SimulatedRecord",
+    "TransactionConfig",
+    "TransactionSimulator",
+]
