@@ -47,7 +47,7 @@ class SimulatedRecord:
 
 
 def substream(seed: int, *keys: int) -> np.random.Generator:
-    """A generator that depends only on ``seed`` and ``keys``.
+    """A generator that depends only on ``seed`` and ``keys`` (non-negative integers).
 
     Keying draws by what they describe (a block of devices, a lot, a wafer) makes a
     simulated stream the same whatever batch sizes it is read in.
@@ -57,8 +57,12 @@ def substream(seed: int, *keys: int) -> np.random.Generator:
     >>> a = substream(7, 1, 2).normal()
     >>> a == substream(7, 1, 2).normal() != substream(7, 1, 3).normal()
     True
+    >>> bool(substream(7, 1).normal() != substream(7, 1, 0).normal())
+    True
     """
-    return np.random.default_rng([seed, *keys])
+    # NumPy's SeedSequence ignores trailing zeros ([7, 1] and [7, 1, 0] give one stream):
+    # a final word holding the number of keys keeps every key tuple distinct.
+    return np.random.default_rng([seed, *keys, len(keys) + 1])
 
 
 def iso_timestamps(start: datetime, first: int, count: int, interval_ms: int) -> list[str]:

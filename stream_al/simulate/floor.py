@@ -9,6 +9,7 @@ and the hard bin; a rare failure mode, invisible to the limits, starts mid-run.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -40,6 +41,14 @@ from stream_al.simulate.process import (
 _PILOT = 20_000  # pilot devices for calibration: enough for a stable 1 % quantile
 _BLOCK = 1024  # devices generated per keyed generator
 _PROGRAM, _OFFSETS, _PILOT_KEY, _DEVICES = 1, 2, 3, 4
+
+
+class _Silicon(NamedTuple):
+    """What the devices of a block truly are, before any tester sees them."""
+
+    latent: FloatArray
+    functional: BoolArray  # fails the functional test (the hidden interaction)
+    rare: BoolArray  # carries the rare failure mode
 
 
 class FloorConfig(BaseModel):
@@ -153,19 +162,18 @@ class FloorSimulator:
         device = np.arange(block * _BLOCK, (block + 1) * _BLOCK, dtype=np.int64)
         rng = substream(self.seed, _DEVICES, block)
         where = self._layout.place(device)
-        product = where.tester % len(c.products)  # testers are set up per product
         latent = self._latent(device, where, rng)
         rare = (device >= self.rare_mode_begins) & (rng.random(len(device)) < c.rare_mode_rate)
-        latent[rare] = rare_signature(latent[rare], rng)
         inline = rng.random(len(device)) < c.inline_label_fraction
-        functional = functional_fails(latent, self._threshold)
+        latent[rare] = rare_signature(latent[rare], rng)
+        silicon = _Silicon(latent, functional_fails(latent, self._threshold), rare)
+        product = where.tester % len(c.products)  # testers are set up per product
         bins = np.ones(len(device), dtype=np.int64)
         measurements: list[dict[str, float | None]] = [{} for _ in device]
         for index in np.unique(product).tolist():
             rows = np.flatnonzero(product == index)
-            tester_rng = substream(self.seed, _DEVICES, block, 1 + index)
-            bins[rows] = self._test(index, rows, where, latent, functional, rare, measurements,
-                                    tester_rng)
+            rng = substream(self.seed, _DEVICES, block, 1 + index)
+            bins[rows] = self._test(index, rows, where, silicon, measurements, rng)
         return DeviceBatch(device, where, product, bins, rare, inline, measurements)
 
     def _latent(self, device: IntArray, where: Placement, rng: np.random.Generator) -> FloatArray:
@@ -178,16 +186,16 @@ class FloorSimulator:
         return latent
 
     def _test(
-        self, index: int, rows: IntArray, where: Placement, latent: FloatArray,
-        functional: BoolArray, rare: BoolArray, out: list[dict[str, float | None]],
-        rng: np.random.Generator,
+        self, index: int, rows: IntArray, where: Placement, silicon: _Silicon,
+        out: list[dict[str, float | None]], rng: np.random.Generator,
     ) -> IntArray:
         """Test the devices ``rows`` of product ``index``; fill ``out``, return their bins."""
         program, c = self._programs[index], self.config
         cells = self._cells[index][where.tester[rows], where.site[rows]]
-        u = measure(latent[rows], program.loadings, program.idio, cells,
+        u = measure(silicon.latent[rows], program.loadings, program.idio, cells,
                     c.measurement_noise, rng)
-        first = first_failure(program, self._limits[index], u, functional[rows], rare[rows])
+        first = first_failure(program, self._limits[index], u, silicon.functional[rows],
+                              silicon.rare[rows])
         values = program.physical(u)
         values[unmeasured(program, first, c.skip_rate, rng)] = np.nan
         for row, cells_of_row in zip(rows.tolist(), nan_to_none(values), strict=True):

@@ -93,8 +93,11 @@ def test_each_product_runs_its_own_program_of_distinct_tests(run: list[Simulated
     assert len(set.union(*programs.values())) > 60  # products share only the common tests
 
 
-def test_the_whole_scenario_fails_8_to_15_percent(run: list[SimulatedRecord]) -> None:
-    assert 0.08 <= np.mean([r.truth == "fail" for r in run]) <= 0.15
+def test_the_whole_scenario_fails_8_to_15_percent() -> None:
+    # Drift and the rare mode included; lots differ, so pool a few floors.
+    config = FloorConfig(run_length=RUN)
+    truths = [r.truth for seed in range(3) for r in FloorSimulator(config, seed).stream(RUN)]
+    assert 0.08 <= truths.count("fail") / len(truths) <= 0.15
 
 
 @pytest.mark.parametrize("target", [0.10, 0.20])
