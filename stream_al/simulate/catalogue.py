@@ -191,7 +191,7 @@ def build_program(product: str, index: int, n_tests: int, rng: np.random.Generat
     """
     program_name, own = FAMILIES[family_of(product, index)]
     catalogue = sorted(COMMON + own, key=lambda t: t.limit is None)  # key tests first
-    chosen = [t for t in catalogue[:n_tests]]
+    chosen = list(catalogue[:n_tests])
     plain = [t for t in catalogue if t.limit is None]
     for extra in range(n_tests - len(chosen)):
         chosen.append(_replica(plain[extra % len(plain)], 2 + extra // len(plain), rng))

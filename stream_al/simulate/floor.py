@@ -12,7 +12,14 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from stream_al.simulate.base import (
     DEFAULT_START,
@@ -96,6 +103,15 @@ class FloorConfig(BaseModel):
         if len(set(products)) != len(products) or not all(products):
             raise ValueError("products must be distinct, non-empty names")
         return products
+
+    @model_validator(mode="after")
+    def _a_tester_per_product(self) -> FloorConfig:
+        if self.testers < len(self.products):
+            raise ValueError(
+                f"testers ({self.testers}) must be at least the number of products"
+                f" ({len(self.products)}): each tester runs one product"
+            )
+        return self
 
 
 class FloorSimulator:

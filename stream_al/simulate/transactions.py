@@ -9,7 +9,7 @@ change tactics: a different score takes over (concept drift) at the same fraud r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,6 @@ _HOURLY = _DAY / _DAY.sum()
 _V_MIX: FloatArray = np.linalg.cholesky(
     np.array([[1, 0.3, 0, 0], [0.3, 1, 0.2, 0], [0, 0.2, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
 )
-Score = Callable[[Columns], FloatArray]
 
 
 class TransactionConfig(BaseModel):

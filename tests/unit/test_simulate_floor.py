@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from river import linear_model, preprocessing, stats
 from river.compose import Pipeline
 
@@ -65,6 +66,20 @@ def test_every_record_is_a_valid_parametric_record_after_a_json_round_trip(
         assert decoded.record_id == sim.record["record_id"]
         assert decoded.measurements == sim.record["measurements"]
         assert decoded.label is None
+
+
+def test_a_config_that_would_leave_a_product_untested_is_refused() -> None:
+    with pytest.raises(ValidationError, match="each tester runs one product"):
+        FloorConfig(products=("A", "B", "C"), testers=2)
+    with pytest.raises(ValidationError, match="distinct"):
+        FloorConfig(products=("A", "A"))
+
+
+def test_any_product_name_gets_a_program() -> None:
+    config = FloorConfig(products=("ASIC-X", "ASIC-Y"), testers=2, tests_per_product=10)
+    records = list(FloorSimulator(config, seed=1).stream(200))
+    assert {r.record["product"] for r in records} == {"ASIC-X", "ASIC-Y"}
+    assert all(len(r.record["measurements"]) == 10 for r in records)
 
 
 def test_identity_fields_are_readable_unique_and_ordered(run: list[SimulatedRecord]) -> None:
