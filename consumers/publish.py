@@ -75,7 +75,7 @@ class KafkaSink:
 
     def __init__(self, topic: str, bootstrap_servers: list[str], flush_timeout_s: float) -> None:
         from kafka import KafkaProducer
-        from kafka.errors import NoBrokersAvailable
+        from kafka.errors import KafkaError
 
         self.topic, self._flush_timeout_s = topic, flush_timeout_s
         self._lock = threading.Lock()
@@ -88,8 +88,9 @@ class KafkaSink:
                 enable_idempotence=True,
                 linger_ms=20,
                 max_block_ms=15_000,
+                bootstrap_timeout_ms=10_000,
             )
-        except NoBrokersAvailable as exc:
+        except KafkaError as exc:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
             servers = ",".join(bootstrap_servers)
             raise BrokerUnavailable(f"no Kafka broker answers at {servers}") from exc
 
