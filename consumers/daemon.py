@@ -176,6 +176,9 @@ class Daemon:
                 self.logs.seek(tp, offset)
         self._request_ends = {}
         self.inputs = make_consumer(kafka, kafka.group_id)
+        # Metadata first: joining the group before it is known can assign nothing at all
+        # (until the next metadata refresh, minutes later); and a missing topic is named.
+        partitions_of(self.inputs, topics.inputs)
         self.inputs.subscribe(list(topics.inputs), listener=_Rebalance(self))
         self.connected = True
 

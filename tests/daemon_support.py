@@ -1,0 +1,336 @@
+"""Drives ``stream-al run`` and ``stream-al oracle simulate`` as real processes against a
+real broker: per-test config, the floor's records, reading topics back, and folding the
+request and label logs offline into the model every daemon must end with.
+
+Every process a ``Harness`` starts is killed when it closes, on failure too; each is
+also asked by Linux to die with the test process (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.kafka_local.process import spawn
+from stream_al.codec import decode_label, decode_record, decode_request
+from stream_al.errors import DecodeError
+from stream_al.features import extract
+from stream_al.learner import Learner, LearnerConfig
+from stream_al.simulate.base import SimulatedRecord
+from stream_al.simulate.floor import FloorConfig, FloorSimulator
+from stream_al.state import Checkpoint, loads
+from stream_al.topics import TopicNames
+
+STREAM_AL = str(Path(sys.executable).with_name("stream-al"))
+#: Stops a broken test from hanging; never asserted on as a speed.
+HANG_GUARD_S = 180.0
+_PORT_LINE = re.compile(rb"serving /metrics, /healthz, /readyz on port (\d+)")
+
+#: Metric samples keyed by (sample name, sorted label pairs).
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def wait_until(condition: Callable[[], bool], what: str, guard_s: float = HANG_GUARD_S,
+               every_s: float = 0.2) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if the hang guard passes."""
+    deadline = time.monotonic() + guard_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting ({guard_s:.0f} s) for {what}")
+        time.sleep(every_s)
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+class Proc:
+    """One ``stream-al`` process; its stdout and stderr go to ``log``."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name, self.log = name, log
+        self.popen: subprocess.Popen[bytes] = spawn([STREAM_AL, *args], log,
+                                                    die_with_parent=True)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
+    def terminate(self, guard_s: float = 60.0) -> int:
+        """SIGTERM and wait for the exit code."""
+        self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout=guard_s)
+
+    def wait(self, guard_s: float = HANG_GUARD_S) -> int:
+        return self.popen.wait(timeout=guard_s)
+
+
+class DaemonProc(Proc):
+    """``stream-al run`` with its HTTP port read from its log."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        super().__init__(name, args, log)
+        self.port = 0
+        wait_until(self._read_port, f"{name} to serve HTTP (log {log})")
+
+    def _read_port(self) -> bool:
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited early:\n{self.output()[-3000:]}")
+        found = _PORT_LINE.search(self.log.read_bytes())
+        self.port = int(found.group(1)) if found else 0
+        return found is not None
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def metrics(self) -> Samples:
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples}
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self.get("/readyz")
+        return status, json.loads(body)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(value for (sample, pairs), value in samples.items()
+               if sample == name and labels.items() <= dict(pairs).items())
+
+
+@dataclass
+class Harness:
+    """Topics, config files and processes of one test; ``close`` kills what is left."""
+
+    bootstrap: str
+    topics: TopicNames
+    group: str
+    workdir: Path
+
+    def __post_init__(self) -> None:
+        self.procs: list[Proc] = []
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.alive():
+                proc.popen.kill()
+                proc.popen.wait(timeout=30)
+
+    def config(self, name: str, *, state_dir: Path | None = None, group: str | None = None,
+               bootstrap: str | None = None, learner: Mapping[str, Any] | None = None,
+               checkpoint_s: float = 1.0) -> Path:
+        """A settings file for this test's topics; returns its path."""
+        settings = {
+            "kafka": {"bootstrap_servers": [bootstrap or self.bootstrap],
+                      "group_id": group or self.group, "client_id": name},
+            "http": {"host": "127.0.0.1", "port": 0},
+            "topics": self.topics.model_dump(mode="json"),
+            "learner": dict(learner or {}),
+            "checkpoint": {"interval_s": checkpoint_s},
+            "state_dir": str(state_dir or self.workdir / f"{name}-state"),
+        }
+        path = self.workdir / f"{name}.json"
+        path.write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        return path
+
+    def daemon(self, name: str, config: Path) -> DaemonProc:
+        log = self._log(name)
+        proc = DaemonProc(name, ["run", "--config", str(config)], log)
+        self.procs.append(proc)
+        return proc
+
+    def oracle(self, config: Path, truth: Path, delay_s: float = 0.2,
+               idle_exit_s: float | None = None) -> Proc:
+        args = ["oracle", "simulate", "--config", str(config), "--truth", str(truth),
+                "--delay", str(delay_s)]
+        if idle_exit_s is not None:
+            args += ["--idle-exit", str(idle_exit_s)]
+        proc = Proc("oracle", args, self._log("oracle"))
+        self.procs.append(proc)
+        return proc
+
+    def _log(self, name: str) -> Path:
+        runs = sum(1 for proc in self.procs if proc.name == name)
+        return self.workdir / f"{name}-{runs}.log"
+
+
+# -- the floor -----------------------------------------------------------------------
+
+
+def floor(count: int, seed: int = 1) -> list[SimulatedRecord]:
+    """``count`` parametric records of three products on six testers."""
+    return list(FloorSimulator(FloorConfig(run_length=max(count, 100)), seed).stream(count))
+
+
+def payload(record: SimulatedRecord) -> bytes:
+    return json.dumps(record.record).encode()
+
+
+def write_truth(path: Path, records: Iterable[SimulatedRecord]) -> Path:
+    lines = ["record_id,label"] + [f"{r.record['record_id']},{r.truth}" for r in records]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def partition_of(record: SimulatedRecord, partitions: int) -> int:
+    """Testers T-091… spread evenly over the partitions, each tester keeping one."""
+    return int(record.record["tester_id"].rsplit("-", 1)[1]) % partitions
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes | None, bytes]],
+            max_request_size: int = 1_048_576) -> int:
+    """Send (partition, key, value) messages and wait for every acknowledgement."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                             max_request_size=max_request_size)
+    sent = 0
+    try:
+        for partition, key, value in messages:
+            producer.send(topic, key=key, value=value, partition=partition)
+            sent += 1
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    return sent
+
+
+def produce_floor(bootstrap: str, topic: str, records: Iterable[SimulatedRecord],
+                  partitions: int) -> int:
+    return produce(bootstrap, topic, ((partition_of(r, partitions),
+                                       r.record["tester_id"].encode(), payload(r))
+                                      for r in records))
+
+
+# -- reading topics back -------------------------------------------------------------
+
+
+def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = _partitions(consumer, topic)
+        return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every message now on ``topic``, partition by partition, each in log order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             auto_offset_reset="earliest", fetch_max_bytes=8_000_000,
+                             max_partition_fetch_bytes=4_000_000)
+    try:
+        partitions = _partitions(consumer, topic)
+        ends = consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        seen: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in partitions}
+        deadline = time.monotonic() + HANG_GUARD_S
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                seen[tp] += [r for r in records if r.offset < ends[tp]]
+        return [record for tp in partitions for record in seen[tp]]
+    finally:
+        consumer.close()
+
+
+def count(bootstrap: str, topic: str) -> int:
+    return sum(end_offsets(bootstrap, topic).values())  # our topics are never compacted
+
+
+# -- checkpoints and the offline fold -----------------------------------------------
+
+
+def load_checkpoint(state_dir: Path) -> Checkpoint:
+    return loads((state_dir / "checkpoint.bin").read_bytes())
+
+
+def fold_logs(config: LearnerConfig, requests: Iterable[bytes], labels: Iterable[bytes]
+              ) -> tuple[Learner, Counter[str]]:
+    """The model every replica must hold: every request remembered, then every label
+    applied in label-log order. Requests that share a query id carry the same record,
+    so which copy joins does not change what is learnt."""
+    learner = Learner(config)
+    for value in requests:
+        learner.accept_request(decode_request(value))
+    outcomes: Counter[str] = Counter()
+    for value in labels:
+        try:
+            outcomes[learner.apply(decode_label(value)).outcome] += 1
+        except DecodeError:
+            outcomes["invalid"] += 1
+    return learner, outcomes
+
+
+Probas = dict[str, list[dict[str, float]]]
+
+
+def probe(learner: Learner, records: Iterable[SimulatedRecord]) -> Probas:
+    """Each model's class probabilities on ``records`` (decoded as the daemon decodes)."""
+    probas: Probas = {}
+    for sim in records:
+        record = decode_record(payload(sim))
+        key = learner.model_key_for(record)
+        if key in learner.registry:
+            x = dict(extract(record, learner.config.features))
+            probas.setdefault(key, []).append(
+                dict(learner.registry.get(key).model.predict_proba_one(x)))
+    return probas
+
+
+def versions(learner: Learner) -> dict[str, int]:
+    """Labels learnt per model."""
+    return {key: learner.registry.get(key).version for key in learner.registry.keys()}
+
+
+def make_topics(create: Callable[[str, int], str], unique: Callable[..., str],
+                input_partitions: int = 3) -> TopicNames:
+    """Fresh topics for one test. Predictions get ONE partition so that their log order
+    is the order the daemon decided in (the budget is a property of that order);
+    requests get three, as in production, so labels really wait for them."""
+    return TopicNames(
+        inputs=(create(unique("parametric"), input_partitions),),
+        predictions=create(unique("predictions"), 1),
+        requests=create(unique("requests"), 3),
+        labels=create(unique("labels"), 1),
+        dlq=create(unique("dlq"), 1),
+    )

@@ -1,0 +1,152 @@
+"""End to end on a real broker: 20,000 floor records through ``stream-al run`` with a
+simulated oracle answering. Every record is predicted exactly once, queries keep the
+budget in every window, audited accuracy improves, and /metrics agrees with the topics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stream_al.codec import decode_label, decode_prediction, decode_request
+from stream_al.records import OracleRequest
+from tests.daemon_support import (
+    DaemonProc,
+    Harness,
+    Samples,
+    count,
+    floor,
+    make_topics,
+    produce,
+    produce_floor,
+    read_topic,
+    total,
+    wait_until,
+    write_truth,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RECORDS = 20_000
+BUDGET, AUDIT, WINDOW = 0.2, 0.05, 1000
+LEARNER = {"budget": {"fraction": BUDGET, "audit_fraction": AUDIT, "window": WINDOW}}
+CHUNK = 1000
+EDGE_AUDITS = 150  # audit labels that make "the start" and "the end" of the run
+GARBAGE = b"\x00\xffnot json at all"
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
+            unique_topic: Callable[..., str], unique_group: Callable[..., str],
+            tmp_path: Path) -> Iterator[Harness]:
+    topics = make_topics(create_topic, unique_topic)
+    with Harness(kafka_bootstrap, topics, unique_group(), tmp_path) as harness:
+        yield harness
+
+
+def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
+        harness: Harness, tmp_path: Path) -> None:
+    records = floor(RECORDS)
+    topics, bootstrap = harness.topics, harness.bootstrap
+    daemon = harness.daemon("daemon", harness.config("daemon", learner=LEARNER))
+    wait_until(lambda: daemon.readyz()[0] == 200, "the daemon to be ready")
+    oracle = harness.oracle(harness.config("oracle"), write_truth(tmp_path / "truth.csv", records))
+
+    produce(bootstrap, topics.inputs[0], [(1, b"bad", GARBAGE)])
+    for start in range(0, RECORDS, CHUNK):
+        # A floor's labels come back while it runs: pace the records so that each
+        # chunk is scored by models that learnt every label of the chunks before.
+        produce_floor(bootstrap, topics.inputs[0], records[start:start + CHUNK], partitions=3)
+        consumed = start + CHUNK + 1  # the garbage record counts too
+        wait_until(lambda: settled(daemon, harness, consumed), "the chunk's labels")  # noqa: B023
+    assert oracle.terminate() == 0
+    samples = daemon.metrics()
+    assert daemon.terminate() == 0
+
+    predictions = [decode_prediction(m.value) for m in read_topic(bootstrap, topics.predictions)]
+    requests = [decode_request(m.value) for m in read_topic(bootstrap, topics.requests)]
+    label_log = [decode_label(m.value) for m in read_topic(bootstrap, topics.labels)]
+
+    predicted = Counter(p.record_id for p in predictions)
+    assert set(predicted) == {r.record["record_id"] for r in records}
+    assert max(predicted.values()) == 1, "no crash, so no prediction may be sent twice"
+
+    queried = [p.query_id for p in predictions if p.queried]
+    assert sorted(queried) == sorted(r.query_id for r in requests)
+    for model_key, most in most_queries_per_window(predictions).items():
+        assert most <= BUDGET * WINDOW + 1, f"{model_key}: {most} queries in {WINDOW} records"
+
+    start, end, by_model = audit_accuracy(requests, label_log)
+    assert end > start, f"audit accuracy fell from {start:.3f} to {end:.3f}"
+    for model_key, rolling in by_model.items():
+        assert samples[("stream_al_model_accuracy",
+                        (("model_key", model_key), ("window", "audit")))] == rolling
+
+    assert_metrics_match_topics(samples, harness, predictions=len(predictions),
+                                requests=len(requests), labels=len(label_log))
+    assert_garbage_dead_lettered(harness)
+
+
+def settled(daemon: DaemonProc, harness: Harness, consumed: int) -> bool:
+    """Has the daemon consumed ``consumed`` records, and learnt every label they asked for?"""
+    samples = daemon.metrics()
+    if total(samples, "stream_al_records_total") < consumed:
+        return False
+    requests = count(harness.bootstrap, harness.topics.requests)
+    labels = count(harness.bootstrap, harness.topics.labels)
+    return labels == requests == total(samples, "stream_al_labels_total")
+
+
+def most_queries_per_window(predictions: list) -> dict[str, int]:  # type: ignore[type-arg]
+    """Per model, the most queries in any WINDOW consecutive records of that model, in
+    the order the daemon decided (the single prediction partition's order)."""
+    windows: dict[str, deque[bool]] = defaultdict(lambda: deque(maxlen=WINDOW))
+    most: Counter[str] = Counter()
+    for prediction in predictions:
+        window = windows[prediction.model_key]
+        window.append(prediction.queried)
+        most[prediction.model_key] = max(most[prediction.model_key], sum(window))
+    return dict(most)
+
+
+def audit_accuracy(requests: list[OracleRequest], labels: list  # type: ignore[type-arg]
+                   ) -> tuple[float, float, dict[str, float]]:
+    """Accuracy of the predictions made on audited records, judged by their labels:
+    over the first and the last EDGE_AUDITS audits answered (all models), and per model
+    over its last 500 (what the rolling audit gauge shows)."""
+    asked = {r.query_id: r for r in requests if r.reason == "audit"}
+    hits = [(asked[label.query_id].model_key, asked[label.query_id].predicted == label.label)
+            for label in labels if label.query_id in asked]
+    assert len(hits) >= 2 * EDGE_AUDITS, f"only {len(hits)} audits were answered"
+    start = sum(hit for _, hit in hits[:EDGE_AUDITS]) / EDGE_AUDITS
+    end = sum(hit for _, hit in hits[-EDGE_AUDITS:]) / EDGE_AUDITS
+    per_model: dict[str, list[bool]] = defaultdict(list)
+    for model_key, hit in hits:
+        per_model[model_key].append(hit)
+    rolling = {key: sum(h[-500:]) / len(h[-500:]) for key, h in per_model.items()}
+    return start, end, rolling
+
+
+def assert_metrics_match_topics(samples: Samples, harness: Harness, *, predictions: int,
+                                requests: int, labels: int) -> None:
+    scored = (total(samples, "stream_al_records_total", outcome="predicted")
+              + total(samples, "stream_al_records_total", outcome="queried"))
+    assert scored == predictions
+    assert total(samples, "stream_al_queries_total") == requests
+    assert total(samples, "stream_al_labels_total", outcome="applied") == labels
+    assert total(samples, "stream_al_labels_total") == labels, "every label was applied"
+    dead = count(harness.bootstrap, harness.topics.dlq)
+    assert total(samples, "stream_al_dead_letters_total") == dead == 1
+    assert total(samples, "stream_al_records_total", outcome="dead_letter") == 1
+
+
+def assert_garbage_dead_lettered(harness: Harness) -> None:
+    [letter] = read_topic(harness.bootstrap, harness.topics.dlq)
+    body = json.loads(letter.value)
+    assert (body["source_topic"], body["partition"]) == (harness.topics.inputs[0], 1)
+    assert body["payload_b64"] and "UTF-8" in body["error"]
+
