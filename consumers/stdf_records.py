@@ -26,6 +26,8 @@ PRR = (5, 20)
 PTR = (15, 10)
 #: The records a parametric record is built from; the others are skipped undecoded.
 WANTED = {FAR: "FAR", MIR: "MIR", WIR: "WIR", PIR: "PIR", PRR: "PRR", PTR: "PTR"}
+#: The last field a parametric record uses, for records decoded only in part.
+LAST_FIELD_USED = {PTR: "TEST_TXT", PRR: "PART_ID"}
 #: REC_TYP families STDF V4 (and V4-2007) defines, plus 180/181 reserved for vendors.
 #: A record of another type means the stream has lost its framing (corruption).
 KNOWN_FAMILIES = {0, 1, 2, 5, 10, 15, 20, 50, 180, 181}
@@ -69,20 +71,43 @@ def _pystdf() -> tuple[Any, Any, Any]:
     return V4, Parser, RecordHeader
 
 
+@dataclass(frozen=True)
+class _FieldPrefix:
+    """The first fields of a record type: what pystdf's ``createRecordParser`` reads."""
+
+    fieldStdfTypes: list[str]  # the attribute name pystdf looks up
+
+
 class _FieldDecoder:
-    """Decodes one record body with pystdf's per-record-type field parsers."""
+    """Decodes one record body with pystdf's per-record-type field parsers.
+
+    PTR and PRR are decoded only up to the last field a parametric record uses: the
+    limits, units and formats after TEST_TXT are most of a PTR's decoding time.
+    """
 
     def __init__(self, endian: str) -> None:
         v4, parser_class, self._header_class = _pystdf()
         self._parser = parser_class(inp=io.BytesIO(), endian=endian)
-        self._names = {(t.typ, t.sub): t.fieldNames for t in v4.records}
+        self._decoders = {
+            (t.typ, t.sub): self._prefix_decoder((t.typ, t.sub), t.fieldNames, t.fieldStdfTypes)
+            for t in v4.records
+            if (t.typ, t.sub) in WANTED
+        }
+
+    def _prefix_decoder(
+        self, key: tuple[int, int], names: list[str], types: list[str]
+    ) -> tuple[Any, list[str]]:
+        last = LAST_FIELD_USED.get(key)
+        count = names.index(last) + 1 if last else len(names)
+        parse = self._parser.createRecordParser(_FieldPrefix(types[:count]))
+        return parse, names[:count]
 
     def decode(self, key: tuple[int, int], body: bytes) -> dict[str, Any]:
         header = self._header_class()
         header.len, (header.typ, header.sub) = len(body), key
         self._parser.inp = io.BytesIO(body)
-        values = self._parser.recordParsers[key](self._parser, header, [])
-        return dict(zip(self._names[key], values, strict=False))
+        parse, names = self._decoders[key]
+        return dict(zip(names, parse(self._parser, header, []), strict=False))
 
 
 def _read(stream: BinaryIO, size: int, offset: int) -> bytes:
