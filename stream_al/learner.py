@@ -134,7 +134,7 @@ class Learner:
         proba = _clean(entry.model.predict_proba_one(dict(x)))
         predicted = most_probable(proba)
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
-        novelty = policy.novelty.score_then_learn(x) if policy.novelty else None
+        novelty = policy.novelty.score_then_learn(_measured(x)) if policy.novelty else None
         reason = self._choose(model_key, policy, u, novelty, now)
         request = self._request(record, model_key, reason, u, proba, predicted, now)
         inline = self._inline(record, model_key, policy, predicted, x)
@@ -253,6 +253,13 @@ class Learner:
 
     def threshold(self, model_key: str) -> float:
         return self._policy(model_key).gate.threshold
+
+
+def _measured(x: Features) -> Features:
+    """The measured values only: derived flags (``@site=2``, ``@tester=…``) make a rare
+    but ordinary site or tester look novel; on the simulated floor they took the novelty
+    score's separation of the rare failure mode from AUC 0.63 to 0.47."""
+    return {name: value for name, value in x.items() if not name.startswith("@")}
 
 
 def _clean(proba: dict[object, float]) -> dict[str, float]:
