@@ -28,13 +28,14 @@ class Problem:
     """Something in ``file`` at ``position`` that could not become a valid record.
 
     ``kind`` is a short, bounded category (the summary groups by it); ``reason`` is a
-    sentence a person can act on.
+    sentence a person can act on; ``records`` how many parts or rows it stands for.
     """
 
     file: str
     position: str
     kind: str
     reason: str
+    records: int = 1
 
     def __str__(self) -> str:
         return f"{self.file}: {self.position}: {self.reason}"

@@ -100,6 +100,8 @@ class Producer:
         self.totals = Totals()
         self.stop = threading.Event()
         self._pacer = Pacer(options.rate)
+        self._current: FileReport | None = None
+        self._delivered_before, self._failures_seen = 0, 0
 
     def source(self, path: Path) -> StdfSource | TabularSource | None:
         """The reader for ``path``, or None when its format is unknown."""
@@ -111,21 +113,36 @@ class Producer:
         return None
 
     def publish(self, path: Path, progress: Progress) -> FileReport:
-        """Publish one file; the report says what became of it."""
+        """Publish one file; the report says what became of it.
+
+        Problems are counted as they come and deliveries when the sink settles them, so
+        the report is right even when the broker is lost half-way (BrokerUnavailable).
+        """
         source = self.source(path)
         report = FileReport(str(path), detect_format(path, self.options.file_format) or "?")
+        self.totals.files.append(report)
         if source is None:
             reason = "unknown format: name it .stdf/.std(.gz), .csv or .jsonl, or pass --format"
-            self._count(report, [Problem(str(path), "file", "unknown format", reason)])
+            self._count(report, Problem(str(path), "file", "unknown format", reason))
             return report
+        self._current, self._delivered_before = report, self.sink.delivered
         task = progress.add_task(path.name, total=path.stat().st_size)
-        outcome = self._publish_items(source, progress, task)
-        self._settle(report, outcome, source)
+        try:
+            outcome = self._publish_items(source, report, progress, task)
+        finally:
+            report.read = source.parts_read if isinstance(source, StdfSource) else source.rows_read
+        self.sink.flush()
+        self.settle_deliveries()
+        report.note = "interrupted" if outcome.stopped else ""
         progress.update(task, completed=path.stat().st_size)
         return report
 
     def _publish_items(
-        self, source: StdfSource | TabularSource, progress: Progress, task: TaskID
+        self,
+        source: StdfSource | TabularSource,
+        report: FileReport,
+        progress: Progress,
+        task: TaskID,
     ) -> FileOutcome:
         seen = 0
 
@@ -133,43 +150,43 @@ class Producer:
             nonlocal seen
             seen += 1
             if isinstance(item, Problem):
-                say(progress.console, f"problem ({item.kind}): {item}")
+                self._count(report, item)
             if seen % PROGRESS_EVERY == 0:
                 progress.update(task, completed=source.raw_bytes_read)
 
-        delivered, failed = self.sink.delivered, len(self.sink.failures)
-        outcome = publish_items(
+        return publish_items(
             source, self.sink, self.options.key_field, self._pacer, on_item, self.stop.is_set
         )
-        self.sink.flush()
-        self._delivery = (self.sink.delivered - delivered, self.sink.failures[failed:])
-        return outcome
 
-    def _settle(
-        self, report: FileReport, outcome: FileOutcome, source: StdfSource | TabularSource
-    ) -> None:
-        delivered, failures = self._delivery
-        for failure in failures:
-            say(self.console, f"problem ({failure.kind}): {failure}")
-        report.read = source.parts_read if isinstance(source, StdfSource) else source.rows_read
-        report.sent = delivered
-        self._count(report, [*outcome.problems, *failures])
-        if outcome.stopped:
-            report.note = "interrupted"
-            self.totals.reasons["interrupted"] += 1
+    def settle_deliveries(self) -> None:
+        """Credit the current file with what the sink has settled since the last call."""
+        if self._current is None:
+            return
+        self._current.sent = self.sink.delivered - self._delivered_before
+        for failure in self.sink.failures[self._failures_seen :]:
+            self._count(self._current, failure)
+        self._failures_seen = len(self.sink.failures)
 
-    def _count(self, report: FileReport, problems: list[Problem]) -> None:
-        report.problems += len(problems)
-        self.totals.reasons.update(p.kind for p in problems)
-        if report not in self.totals.files:
-            self.totals.files.append(report)
+    def _count(self, report: FileReport, problem: Problem) -> None:
+        say(self.console, f"problem ({problem.kind}): {problem}")
+        report.problems += problem.records
+        self.totals.reasons[problem.kind] += problem.records
 
     def publish_for_ledger(self, path: Path, progress: Progress) -> Mapping[str, object] | None:
-        """Follow mode: the ledger summary, or None to retry (deliveries failed)."""
+        """Follow mode: the ledger summary, or None to retry (interrupted, undelivered)."""
+        failures_before = len(self.sink.failures)
         report = self.publish(path, progress)
-        if report.note == "interrupted" or self._delivery[1]:
+        if report.note == "interrupted" or len(self.sink.failures) > failures_before:
             return None
         return {"records": report.sent, "problems": report.problems}
+
+    @property
+    def current_report(self) -> FileReport | None:
+        return self._current
+
+    @property
+    def interrupted(self) -> bool:
+        return any(r.note == "interrupted" for r in self.totals.files)
 
 
 def say(console: Console, text: str) -> None:
@@ -191,19 +208,19 @@ def progress_bar(console: Console) -> Progress:
 def summary_tables(totals: Totals) -> list[Table]:
     """The per-file table and, if anything was skipped, the reasons table."""
     files = Table(title="stream-al produce", title_justify="left")
-    for name in ("file", "format", "parts/rows read", "records sent", "problems"):
+    for name in ("file", "format", "parts/rows read", "records sent", "problems", "note"):
         files.add_column(
             name, justify="left" if name in ("file", "format") else "right", overflow="fold"
         )
     for r in totals.files:
-        files.add_row(r.path, r.file_format, str(r.read), str(r.sent), str(r.problems))
+        files.add_row(r.path, r.file_format, str(r.read), str(r.sent), str(r.problems), r.note)
     sent, read = sum(r.sent for r in totals.files), sum(r.read for r in totals.files)
     files.add_row(f"{len(totals.files)} file(s)", "", str(read), str(sent), str(totals.problems))
     if not totals.reasons:
         return [files]
-    reasons = Table(title="skipped or failed, by reason", title_justify="left")
+    reasons = Table(title="not sent, by reason", title_justify="left")
     reasons.add_column("reason")
-    reasons.add_column("count", justify="right")
+    reasons.add_column("parts/rows", justify="right")
     for reason, count in totals.reasons.most_common():
         reasons.add_row(reason, str(count))
     return [files, reasons]
@@ -269,7 +286,7 @@ def run_produce(
         return EXIT_USAGE
     try:
         producer.sink = (
-            DryRunSink(sys.stdout) if dry_run else KafkaSink(topic, servers, flush_timeout)
+            DryRunSink(sys.stdout) if dry_run else KafkaSink.connect(topic, servers, flush_timeout)
         )
     except BrokerUnavailable as error:
         say(console, f"error: {error}; nothing was sent")
@@ -303,17 +320,16 @@ def _run(
                 watcher.run(producer.stop, poll_interval, polls)
     except BrokerUnavailable as error:
         say(producer.console, f"error: {error}; stopped")
-        producer.totals.reasons["broker unavailable"] += 1
+        if producer.current_report is not None:
+            producer.current_report.note = "broker lost"
         return True
     finally:
-        producer.sink.close()
+        producer.sink.close()  # a last flush: whatever it settles is still credited
+        producer.settle_deliveries()
     return False
 
 
 def _exit_status(producer: Producer, broker_lost: bool, following: bool) -> int:
-    reasons = producer.totals.reasons
-    if broker_lost:
+    if broker_lost or producer.totals.problems:
         return EXIT_PROBLEMS
-    if reasons["interrupted"] and not following:
-        return EXIT_INTERRUPTED
-    return EXIT_PROBLEMS if producer.totals.problems > reasons["interrupted"] else EXIT_OK
+    return EXIT_INTERRUPTED if producer.interrupted and not following else EXIT_OK

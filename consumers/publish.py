@@ -71,18 +71,28 @@ class DryRunSink:
 
 
 class KafkaSink:
-    """An idempotent kafka-python producer (acks=all) that counts every outcome."""
+    """An idempotent kafka-python producer (acks=all) that accounts for every record.
 
-    def __init__(self, topic: str, bootstrap_servers: list[str], flush_timeout_s: float) -> None:
+    Each record is pending until the broker acknowledges it or refuses it. ``flush``
+    waits; records still pending at its timeout are reported as not acknowledged (file
+    and positions) and no later callback counts them again.
+    """
+
+    def __init__(self, topic: str, producer: Any, flush_timeout_s: float) -> None:
+        self.topic, self._producer, self._flush_timeout_s = topic, producer, flush_timeout_s
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[str, str]] = {}
+        self._sequence, self._delivered = 0, 0
+        self._failures: list[Problem] = []
+
+    @classmethod
+    def connect(cls, topic: str, bootstrap_servers: list[str], flush_timeout_s: float) -> KafkaSink:
+        """A sink on a new producer; :class:`BrokerUnavailable` if no broker answers."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
-        self.topic, self._flush_timeout_s = topic, flush_timeout_s
-        self._lock = threading.Lock()
-        self._delivered, self._in_flight = 0, 0
-        self._failures: list[Problem] = []
         try:
-            self._producer = KafkaProducer(
+            producer = KafkaProducer(
                 bootstrap_servers=bootstrap_servers,
                 acks="all",
                 enable_idempotence=True,
@@ -93,6 +103,7 @@ class KafkaSink:
         except KafkaError as exc:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
             servers = ",".join(bootstrap_servers)
             raise BrokerUnavailable(f"no Kafka broker answers at {servers}") from exc
+        return cls(topic, producer, flush_timeout_s)
 
     @property
     def delivered(self) -> int:
@@ -111,20 +122,22 @@ class KafkaSink:
             reason = f"the broker did not take the record ({exc!r})"
             raise BrokerUnavailable(f"{file}: {position}: {reason}") from exc
         with self._lock:
-            self._in_flight += 1
-        future.add_callback(self._on_delivered)
-        future.add_errback(self._on_failed, file, position)
+            sequence, self._sequence = self._sequence, self._sequence + 1
+            self._pending[sequence] = (file, position)
+        future.add_callback(self._on_delivered, sequence)
+        future.add_errback(self._on_failed, sequence)
 
-    def _on_delivered(self, _metadata: object) -> None:
+    def _on_delivered(self, sequence: int, _metadata: object) -> None:
         with self._lock:
-            self._delivered += 1
-            self._in_flight -= 1
+            if self._pending.pop(sequence, None) is not None:
+                self._delivered += 1
 
-    def _on_failed(self, exc: BaseException, file: str, position: str) -> None:
-        problem = Problem(file, position, "delivery failed", f"not delivered: {exc!r}")
+    def _on_failed(self, sequence: int, exc: BaseException) -> None:
         with self._lock:
-            self._failures.append(problem)
-            self._in_flight -= 1
+            where = self._pending.pop(sequence, None)
+            if where is not None:
+                reason = f"not delivered: {exc!r}"
+                self._failures.append(Problem(*where, "delivery failed", reason))
 
     def flush(self) -> None:
         from kafka.errors import KafkaTimeoutError
@@ -133,13 +146,35 @@ class KafkaSink:
             self._producer.flush(timeout=self._flush_timeout_s)
         except KafkaTimeoutError:
             with self._lock:
-                lost, self._in_flight = self._in_flight, 0
-            reason = f"{lost} record(s) not acknowledged within {self._flush_timeout_s:g} s"
-            self._failures.append(Problem(self.topic, "flush", "delivery failed", reason))
+                lost, self._pending = list(self._pending.values()), {}
+            self._failures += _unacknowledged(lost, self._flush_timeout_s)
 
     def close(self) -> None:
+        from kafka.errors import KafkaError
+
         self.flush()
-        self._producer.close(timeout=5)
+        try:
+            self._producer.close(timeout=5)
+        except KafkaError:
+            pass  # whatever was still pending has just been reported by flush()
+
+
+def _unacknowledged(lost: list[tuple[str, str]], timeout_s: float) -> list[Problem]:
+    """One problem per file: how many records, from which position to which."""
+    by_file: dict[str, list[str]] = {}
+    for file, position in lost:
+        by_file.setdefault(file, []).append(position)
+    reason = "record(s) not acknowledged within {:g} s (they may still arrive: re-send the file)"
+    return [
+        Problem(
+            file,
+            f"{ps[0]} … {ps[-1]}" if len(ps) > 1 else ps[0],
+            "delivery failed",
+            f"{len(ps)} " + reason.format(timeout_s),
+            records=len(ps),
+        )
+        for file, ps in by_file.items()
+    ]
 
 
 class Pacer:
@@ -182,16 +217,16 @@ def publish_items(
     the broker acknowledged.
     """
     outcome = FileOutcome()
-    for item in items:
-        if should_stop():
-            outcome.stopped = True
-            break
+    iterator = iter(items)
+    # The stop request is checked before the next item is read, so nothing read is dropped.
+    while not (stop := should_stop()) and (item := next(iterator, None)) is not None:
         if isinstance(item, Parsed):
             outcome.records_read += 1
             item = _send(item, sink, key_field, pacer, outcome)
         else:
             outcome.problems.append(item)
         on_item(item)
+    outcome.stopped = stop
     return outcome
 
 

@@ -132,7 +132,7 @@ def test_message_keys_follow_the_key_option(tmp_path: Path) -> None:
 def test_delivery_failures_are_counted_reported_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(produce_run, "KafkaSink", lambda *a: FakeSink(fail_every=2))
+    monkeypatch.setattr(produce_run.KafkaSink, "connect", lambda *a: FakeSink(fail_every=2))
     result = produce(stdf(tmp_path / "d.stdf", parts=4))
     assert result.exit_code == 1
     assert result.stderr.count("delivery failed") >= 2
@@ -145,7 +145,7 @@ def test_no_broker_exits_3_and_sends_nothing(
     def refuse(*args: object) -> None:
         raise BrokerUnavailable("no Kafka broker answers at localhost:1")
 
-    monkeypatch.setattr(produce_run, "KafkaSink", refuse)
+    monkeypatch.setattr(produce_run.KafkaSink, "connect", refuse)
     result = produce("--bootstrap-servers", "localhost:1", stdf(tmp_path / "n.stdf"))
     assert result.exit_code == 3 and "nothing was sent" in result.stderr
 
@@ -242,3 +242,49 @@ def test_a_ledger_line_cut_by_a_crash_is_ignored(tmp_path: Path) -> None:
     with ledger.path.open("a") as f:
         f.write('{"path": "/x", "si')
     assert FileIdentity.of(target) in Ledger(tmp_path)
+
+
+class FutureProducer:
+    """kafka-python's producer surface, with futures the test settles by hand."""
+
+    def __init__(self) -> None:
+        self.futures: list[Any] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        from kafka.future import Future
+
+        self.futures.append(Future())
+        return self.futures[-1]
+
+    def flush(self, timeout: float) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        if not all(f.is_done for f in self.futures):
+            raise KafkaTimeoutError("Timeout waiting for future")
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)
+
+
+def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
+    from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
+
+    from consumers.publish import KafkaSink
+
+    producer = FutureProducer()
+    sink = KafkaSink("ate.parametric", producer, flush_timeout_s=1)
+    for n in range(1, 5):
+        sink.send(b"k", b"{}", "f.stdf", f"part {n}")
+    producer.futures[0].success("metadata")
+    producer.futures[1].failure(NotLeaderForPartitionError())
+    sink.flush()  # parts 3 and 4 never answered
+    producer.futures[2].success("metadata")  # too late: already reported
+    producer.futures[3].failure(KafkaTimeoutError())
+    sink.close()
+    assert sink.delivered == 1
+    assert [(p.position, p.kind) for p in sink.failures] == [
+        ("part 2", "delivery failed"),
+        ("part 3 … part 4", "delivery failed"),
+    ]
+    assert sink.failures[1].reason.startswith("2 record(s) not acknowledged")
+    assert sink.failures[1].records == 2
