@@ -123,7 +123,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile, interpolating linearly between closest ranks (numpy's default).
 
     >>> percentile([4, 1, 3, 2], 50), percentile([1, 2, 3, 4], 100)
-    (2.5, 4)
+    (2.5, 4.0)
     """
     if not values or not 0 <= q <= 100:
         raise ValueError(f"need values and q in [0, 100], got {len(values)} values, q={q}")
