@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,7 @@ from consumers.bench_throughput_daemon import daemon_run, latency_run
 from consumers.bench_throughput_loops import consume, ensure_topics, inmemory, produce
 from consumers.kafka_clients import TopicPlan
 from consumers.settings import KafkaSettings
+from stream_al import __version__
 from stream_al.models import TemplateName
 
 T = TypeVar("T")
@@ -86,6 +88,7 @@ def run_bench(options: ThroughputOptions, console: Console) -> Row:
             if options.bootstrap_servers:  # someone else's broker: leave it as it was
                 _delete_topics(kafka, run_id)
     result["machine"] = machine(kafka_version, load_before, os.getloadavg())
+    result["code"] = code_version()
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
@@ -110,6 +113,9 @@ def measure(kafka: KafkaSettings, run_id: str, options: ThroughputOptions, workd
         t: phases.run(f"daemon, {t}", n,
                       partial(_daemon_run_retried, kafka, topic, t, records, options, workdir))
         for t in options.templates}
+    result["bare_consumer"]["decoded_after"] = phases.run(
+        "bare consumer, decoded again", n,
+        partial(consume, kafka, topic, n, True, f"{run_id}-bare-decoded-after"))
     result["inmemory"] = {
         t: phases.run(f"in-memory pipeline, {t}", n,
                       partial(inmemory, records, learner_config(t, options.budget),
@@ -118,7 +124,9 @@ def measure(kafka: KafkaSettings, run_id: str, options: ThroughputOptions, workd
     result["latency"] = phases.run(
         f"latency at {options.latency_rate:g}/s", options.latency_records,
         lambda tick: latency_run(kafka, run_id, options.latency_records, options, workdir, tick))
-    result["ratios"] = ratios(result["bare_consumer"]["decoded"]["records_per_s"],
+    bare = result["bare_consumer"]
+    result["ratios"] = ratios([bare["decoded"]["records_per_s"],
+                               bare["decoded_after"]["records_per_s"]],
                               {t: r["records_per_s"] for t, r in result["pipeline"].items()})
     return result
 
@@ -151,6 +159,22 @@ def machine(kafka_version: str, load_before: tuple[float, float, float],
             **{name.replace("-", "_"): _version(name)
                for name in ("kafka-python", "river", "pydantic", "crc32c")},
             "load_average_before": list(load_before), "load_average_after": list(load_after)}
+
+
+def code_version() -> Row:
+    """Which code was measured: the commit, and the files of the daemon's path that
+    differed from it (others may be editing them while the bench runs)."""
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True,  # noqa: S603,S607
+                                  check=False, cwd=Path(__file__).parent, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "stream_al", "consumers").splitlines()
+    return {"stream_al": __version__, "git_commit": git("rev-parse", "HEAD") or None,
+            "uncommitted": [line[3:] for line in changed]}
 
 
 @contextmanager

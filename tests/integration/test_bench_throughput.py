@@ -31,10 +31,10 @@ def test_a_small_run_measures_every_phase_and_writes_every_field(
 
     assert result == json.loads(json.dumps(returned))
     assert set(result) >= {"run_id", "settings", "record_bytes", "producer", "bare_consumer",
-                           "pipeline", "inmemory", "latency", "ratios", "machine"}
+                           "pipeline", "inmemory", "latency", "ratios", "machine", "code"}
     assert result["record_bytes"]["measurements"] == 50
     assert result["producer"]["records"] == RECORDS
-    for kind in ("raw", "decoded"):
+    for kind in ("raw", "decoded", "decoded_after"):
         assert result["bare_consumer"][kind]["records"] == RECORDS
         assert result["bare_consumer"][kind]["records_per_s"] > 0
     for template in ("logistic", "arf"):
@@ -53,5 +53,6 @@ def test_a_small_run_measures_every_phase_and_writes_every_field(
         assert 0 < latency[key]["p50_ms"] <= latency[key]["p99_ms"]
     assert isinstance(result["ratios"]["target_met"], bool)
     assert {"cores", "python", "kafka_python", "river", "kafka"} <= set(result["machine"])
+    assert result["code"]["stream_al"]
     leftovers = [t for t in kafka_admin.list_topics() if t.startswith(result["run_id"])]
     assert leftovers == [], "a given broker is left without the bench's topics"
