@@ -31,6 +31,7 @@ from rich.table import Table
 from consumers.file_records import Item, Problem
 from consumers.follow import FolderWatcher, Ledger
 from consumers.publish import DryRunSink, FileOutcome, KafkaSink, Pacer, Sink, publish_items
+from consumers.settings import KafkaSettings
 from consumers.stdf_source import LabelFrom, StdfSource
 from consumers.tabular_source import ColumnMapping, MappingError, TabularSource
 from stream_al.errors import BrokerUnavailable
@@ -269,7 +270,7 @@ def run_produce(
     options: ProduceOptions,
     *,
     topic: str,
-    servers: list[str],
+    kafka: KafkaSettings,
     dry_run: bool,
     follow: Path | None,
     state_dir: Path | None,
@@ -286,7 +287,7 @@ def run_produce(
         return EXIT_USAGE
     try:
         producer.sink = (
-            DryRunSink(sys.stdout) if dry_run else KafkaSink.connect(topic, servers, flush_timeout)
+            DryRunSink(sys.stdout) if dry_run else KafkaSink.connect(topic, kafka, flush_timeout)
         )
     except BrokerUnavailable as error:
         say(console, f"error: {error}; nothing was sent")

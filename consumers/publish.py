@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from consumers.file_records import Item, Parsed, Problem
 from stream_al.codec import decode_record, encode
 from stream_al.errors import BrokerUnavailable, DecodeError
 
-KEY_FIELDS = ("record_id", "tester_id", "lot_id", "product")
+if TYPE_CHECKING:
+    from consumers.settings import KafkaSettings
 
 
 def validated(parsed: Parsed) -> bytes | Problem:
@@ -86,14 +87,17 @@ class KafkaSink:
         self._failures: list[Problem] = []
 
     @classmethod
-    def connect(cls, topic: str, bootstrap_servers: list[str], flush_timeout_s: float) -> KafkaSink:
-        """A sink on a new producer; :class:`BrokerUnavailable` if no broker answers."""
+    def connect(cls, topic: str, kafka: KafkaSettings, flush_timeout_s: float) -> KafkaSink:
+        """A sink on a new producer; :class:`BrokerUnavailable` if no broker answers.
+
+        Security settings (SASL, TLS) pass through from the configuration.
+        """
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         try:
             producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers,
+                **kafka.client_options(),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=20,
@@ -101,7 +105,7 @@ class KafkaSink:
                 bootstrap_timeout_ms=10_000,
             )
         except KafkaError as exc:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
-            servers = ",".join(bootstrap_servers)
+            servers = ",".join(kafka.bootstrap_servers)
             raise BrokerUnavailable(f"no Kafka broker answers at {servers}") from exc
         return cls(topic, producer, flush_timeout_s)
 

@@ -9,9 +9,8 @@ With ``--follow`` a SIGINT or SIGTERM is the normal way to stop: exit 0.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -23,6 +22,7 @@ KeyField = Literal["record_id", "tester_id", "lot_id", "product"]
 Kind = Literal["parametric", "transaction"]
 BOOTSTRAP_ENV = "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"
 STATE_DIR_ENV = "STREAM_AL_STATE_DIR"
+CONFIG_ENV = "STREAM_AL_CONFIG"
 
 
 def _globs(text: str | None) -> tuple[str, ...]:
@@ -66,7 +66,9 @@ def register(cli: Cli) -> None:
         ] = None,
         bootstrap_servers: Annotated[
             str | None,
-            typer.Option(help=f"host:port,… (default ${BOOTSTRAP_ENV}, else localhost:9092)"),
+            typer.Option(
+                help=f"host:port,… (default ${BOOTSTRAP_ENV} or the config, else localhost:9092)"
+            ),
         ] = None,
         label_from: Annotated[
             LabelFrom,
@@ -86,7 +88,9 @@ def register(cli: Cli) -> None:
         ] = None,
         state_dir: Annotated[
             Path | None,
-            typer.Option(help=f"where --follow keeps its ledger (default ${STATE_DIR_ENV})"),
+            typer.Option(
+                help=f"where --follow keeps its ledger (default ${STATE_DIR_ENV}, else ./state)"
+            ),
         ] = None,
         poll_interval: Annotated[
             float, typer.Option(min=0.01, help="--follow: seconds between looks at the folder")
@@ -137,6 +141,10 @@ def register(cli: Cli) -> None:
                 "die_y, test_program (repeatable)"
             ),
         ] = None,
+        config: Annotated[
+            Path | None,
+            typer.Option(help=f"config file (default ${CONFIG_ENV}): Kafka security, state dir"),
+        ] = None,
         flush_timeout: Annotated[
             float, typer.Option(min=1, help="seconds to wait for the broker to acknowledge")
         ] = 120.0,
@@ -147,7 +155,9 @@ def register(cli: Cli) -> None:
         and position); 2: bad options or column mapping (nothing sent); 3: no broker.
         """
         from consumers.produce_run import ProduceOptions, run_produce
+        from consumers.settings import load_settings
         from consumers.tabular_source import ColumnMapping
+        from stream_al.errors import StreamAlError
 
         if not files and follow is None:
             raise typer.BadParameter("give FILE… or --follow DIR", param_hint="FILES")
@@ -163,24 +173,25 @@ def register(cli: Cli) -> None:
             fields=_fields(column),
         )
         options = ProduceOptions(file_format, label_from, mapping, key, rate)
-        servers = bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092"
-        state = state_dir or (
-            Path(os.environ[STATE_DIR_ENV]) if os.environ.get(STATE_DIR_ENV) else None
-        )
-        if follow is not None and state is None:
-            raise typer.BadParameter(
-                f"--follow needs --state-dir or ${STATE_DIR_ENV} for its ledger of published files",
-                param_hint="--state-dir",
-            )
+        overrides: dict[str, Any] = {}
+        if bootstrap_servers:
+            overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
+        if state_dir:
+            overrides["state_dir"] = state_dir
+        try:  # Kafka security settings and the state dir come from the daemon's config
+            settings = load_settings(config, **overrides)
+        except StreamAlError as error:
+            typer.echo(f"stream-al produce: {error}", err=True)
+            raise typer.Exit(2) from None
         raise typer.Exit(
             run_produce(
                 files or [],
                 options,
                 topic=topic or ("ate.transactions" if kind == "transaction" else "ate.parametric"),
-                servers=[s.strip() for s in servers.split(",") if s.strip()],
+                kafka=settings.kafka,
                 dry_run=dry_run,
                 follow=follow,
-                state_dir=state,
+                state_dir=settings.state_dir,
                 poll_interval=poll_interval,
                 polls=polls,
                 flush_timeout=flush_timeout,

@@ -208,10 +208,21 @@ def test_follow_waits_until_a_file_has_settled(tmp_path: Path) -> None:
     assert records(follow(drop, tmp_path / "state", polls=1)) == []
 
 
-def test_follow_needs_a_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STREAM_AL_STATE_DIR", raising=False)
-    result = produce("--dry-run", "--follow", tmp_path)
-    assert result.exit_code == 2 and "--state-dir" in result.output
+def test_follow_keeps_its_ledger_in_the_configured_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_AL_STATE_DIR", str(tmp_path / "from-env"))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    stdf(drop / "a.stdf")
+    result = produce("--dry-run", "--follow", drop, "--polls", "2", "--poll-interval", "0.01")
+    assert result.exit_code == 0 and len(records(result)) == 3
+    assert (tmp_path / "from-env" / "produce-ledger.jsonl").is_file()
+
+
+def test_a_bad_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = produce("--dry-run", "--config", tmp_path / "missing.yaml", stdf(tmp_path / "a.stdf"))
+    assert result.exit_code == 2 and "missing.yaml" in result.stderr
 
 
 def test_a_file_not_fully_delivered_stays_out_of_the_ledger(tmp_path: Path) -> None:
