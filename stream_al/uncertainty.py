@@ -199,8 +199,8 @@ def _aligned(member_probas: Sequence[Proba]) -> tuple[list[Hashable], list[list[
 
 
 def _kl(p: Sequence[float], q: Sequence[float]) -> float:
-    # qi ≥ pi/m > 0 in exact arithmetic (q is the mean); a qi of 0 is a subnormal pi that underflowed, and
-    # its term is 0 to within a double, so it is skipped rather than divided by.
+    # qi ≥ pi/m > 0 in exact arithmetic (q is the mean); a qi of 0 is a subnormal pi
+    # that underflowed, its term is 0 to within a double, so it is skipped.
     return math.fsum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True)
                      if pi > 0.0 and qi > 0.0)
 
