@@ -148,6 +148,11 @@ def register(cli: Cli) -> None:
         flush_timeout: Annotated[
             float, typer.Option(min=1, help="seconds to wait for the broker to acknowledge")
         ] = 120.0,
+        simulate: Annotated[bool, typer.Option(
+            "--simulate", help="publish a simulated floor instead of files (demos)")] = False,
+        records: Annotated[int, typer.Option(
+            min=0, help="--simulate: devices to publish (0: until stopped)")] = 0,
+        seed: Annotated[int, typer.Option(help="--simulate: seed of the floor")] = 7,
     ) -> None:
         """Publish tester output files (STDF V4, CSV, JSONL) to the input topic.
 
@@ -159,8 +164,9 @@ def register(cli: Cli) -> None:
         from consumers.tabular_source import ColumnMapping
         from stream_al.errors import StreamAlError
 
-        if not files and follow is None:
-            raise typer.BadParameter("give FILE… or --follow DIR", param_hint="FILES")
+        if not files and follow is None and not simulate:
+            raise typer.BadParameter("give FILE…, --follow DIR or --simulate",
+                                     param_hint="FILES")
         mapping = ColumnMapping(
             kind=kind,
             id_column=id_column,
@@ -183,6 +189,11 @@ def register(cli: Cli) -> None:
         except StreamAlError as error:
             typer.echo(f"stream-al produce: {error}", err=True)
             raise typer.Exit(2) from None
+        if simulate:
+            from consumers.simulated_floor import run_simulated
+
+            raise typer.Exit(run_simulated(records, seed, rate, topic or "ate.parametric",
+                                           settings.kafka, dry_run, key, flush_timeout))
         raise typer.Exit(
             run_produce(
                 files or [],
