@@ -71,7 +71,10 @@ class Daemon:
         self.sink: KafkaSink | None = None
         self.connected = False
         self.http: HealthServer | None = None
+        self._requests: list[TopicPartition] = []
+        self._labels: list[TopicPartition] = []
         self._request_ends: dict[TopicPartition, int] = {}
+        self._labels_read_before: int | None = None
         self._last_checkpoint = time.monotonic()
         self._labels_since_checkpoint = 0
 
@@ -166,15 +169,16 @@ class Daemon:
         self.sink = KafkaSink(make_producer(kafka))
         self.logs = make_consumer(kafka, None)
         topics = self.settings.topics
-        log_partitions = partitions_of(self.logs, [topics.requests, topics.labels])
-        self.logs.assign(log_partitions)
-        for tp in log_partitions:
+        self._requests = partitions_of(self.logs, [topics.requests])
+        self._labels = partitions_of(self.logs, [topics.labels])
+        self.logs.assign(self._requests + self._labels)
+        for tp in self._requests + self._labels:
             offset = self.flushed.get((tp.topic, tp.partition))
             if offset is None:
                 self.logs.seek_to_beginning(tp)
             else:
                 self.logs.seek(tp, offset)
-        self._request_ends = {}
+        self._labels_read_before = None
         self.inputs = make_consumer(kafka, kafka.group_id)
         # Metadata first: joining the group before it is known can assign nothing at all
         # (until the next metadata refresh, minutes later); and a missing topic is named.
@@ -187,8 +191,7 @@ class Daemon:
         now = datetime.now(UTC)
         self._handle(self.logs.poll(timeout_ms=0, max_records=self.settings.poll_max_records),
                      now, logs=True)
-        if self.pipeline.waiting_labels and self._requests_caught_up():
-            self._send(self.pipeline.drain_labels(requests_caught_up=True, now=now))
+        self._drain_waiting_labels(now)
         batch = self.inputs.poll(timeout_ms=100, max_records=self.settings.poll_max_records)
         self._handle(batch, now, logs=False)
         if self._checkpoint_due():
@@ -212,14 +215,23 @@ class Daemon:
         for message in messages:
             self.sink.send(message)
 
-    def _requests_caught_up(self) -> bool:
-        """Has the request log been read to its end (as of now)? Only then is a label
-        whose request is missing really an unknown query."""
-        assert self.logs is not None
-        topic = self.settings.topics.requests
-        partitions = [tp for tp in self.logs.assignment() if tp.topic == topic]
-        ends = self.logs.end_offsets(partitions, timeout_ms=5_000)
-        return all(self.logs.position(tp, timeout_ms=5_000) >= ends[tp] for tp in partitions)
+    def _drain_waiting_labels(self, now: datetime) -> None:
+        """A label whose request is missing is an unknown query once the request log has
+        been read to its end as it stood AFTER the label was read: a real query's request
+        is written before its label. Judging against the end as it stands now instead
+        would stall every label behind a bogus one for as long as requests keep coming."""
+        assert self.pipeline is not None and self.logs is not None
+        if not self.pipeline.waiting_labels:
+            self._labels_read_before = None
+            return
+        if self._labels_read_before is None:
+            self._labels_read_before = self.logs.position(self._labels[0], timeout_ms=5_000)
+            self._request_ends = self.logs.end_offsets(self._requests, timeout_ms=5_000)
+        if all(self.logs.position(tp, timeout_ms=5_000) >= end
+               for tp, end in self._request_ends.items()):
+            self._send(self.pipeline.drain_labels(requests_caught_up=True, now=now,
+                                                  labels_below=self._labels_read_before))
+            self._labels_read_before = None  # labels read since then need a new look
 
     def _checkpoint_due(self) -> bool:
         every = self.settings.checkpoint

@@ -86,13 +86,22 @@ class Pipeline:
             return [self._dead_letter(message, error.reason, "request_invalid", now)]
         return []
 
-    def drain_labels(self, requests_caught_up: bool, now: datetime) -> list[Outgoing]:
-        """Apply waiting labels in order; stop at one whose request may still come."""
+    def drain_labels(self, requests_caught_up: bool, now: datetime,
+                     labels_below: int | None = None) -> list[Outgoing]:
+        """Apply waiting labels in order; stop at one whose request may still come.
+
+        ``requests_caught_up`` says the request log has been read past every request
+        written before the waiting labels were read. With ``labels_below`` it says so
+        only for labels at offsets below it: a label read after the caller looked at
+        the request log's end may still have its request in flight, so it waits.
+        """
         out: list[Outgoing] = []
         while self.waiting_labels:
             message = self.waiting_labels[0]
+            caught_up = requests_caught_up and (labels_below is None
+                                                or message.offset < labels_below)
             room_to_wait = len(self.waiting_labels) <= self.max_waiting_labels
-            if room_to_wait and not requests_caught_up and self._awaits_request(message):
+            if room_to_wait and not caught_up and self._awaits_request(message):
                 break
             self.waiting_labels.popleft()
             self._advance(message)
