@@ -19,10 +19,18 @@ from stream_al.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-def make_producer(kafka: KafkaSettings) -> KafkaProducer:
+#: A dead letter carries the refused payload in base64 (4/3 of its size), so an input at
+#: the brokers' default message limit (~1 MiB) makes a ~1.4 MB dead letter. The producer
+#: and the dead-letter topic allow 2 MiB: otherwise one oversized input is refused again
+#: on every retry and stops the daemon for good.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+
+
+def make_producer(kafka: KafkaSettings, **extra: Any) -> KafkaProducer:
     # acks=all with idempotence (the 3.x default): a retried send is not duplicated.
-    return KafkaProducer(**kafka.client_options(), acks="all", linger_ms=5,
-                         max_block_ms=10_000, compression_type=None)
+    options = {"acks": "all", "linger_ms": 5, "max_block_ms": 10_000, "compression_type": None,
+               "max_request_size": MAX_MESSAGE_BYTES} | extra
+    return KafkaProducer(**kafka.client_options(), **options)
 
 
 def make_consumer(kafka: KafkaSettings, group: str | None, **extra: Any) -> KafkaConsumer:
@@ -81,7 +89,8 @@ def topic_plan(topics: TopicNames, input_partitions: int = 6) -> list[TopicPlan]
         TopicPlan(topics.predictions, input_partitions, {"retention.ms": week}),
         TopicPlan(topics.requests, 3, {"retention.ms": "-1"}),
         TopicPlan(topics.labels, 1, {"retention.ms": "-1"}),
-        TopicPlan(topics.dlq, 1, {"retention.ms": month}),
+        TopicPlan(topics.dlq, 1, {"retention.ms": month,
+                                  "max.message.bytes": str(MAX_MESSAGE_BYTES)}),
         TopicPlan(topics.claims, 1, {"retention.ms": str(86_400_000)}),
     ]
 

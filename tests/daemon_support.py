@@ -18,15 +18,17 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.kafka_clients import topic_plan
 from consumers.kafka_local.process import spawn
 from stream_al.codec import decode_label, decode_record, decode_request
 from stream_al.errors import DecodeError
@@ -213,24 +215,22 @@ def partition_of(record: SimulatedRecord, partitions: int) -> int:
     return int(record.record["tester_id"].rsplit("-", 1)[1]) % partitions
 
 
-def produce(bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes | None, bytes]],
-            max_request_size: int = 1_048_576) -> int:
-    """Send (partition, key, value) messages and wait for every acknowledgement."""
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes | None, bytes]]
+            ) -> list[tuple[int, int]]:
+    """Send (partition, key, value) messages; return where each landed (partition, offset)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                             max_request_size=max_request_size)
-    sent = 0
+                             max_request_size=2 * 1_048_576)
     try:
-        for partition, key, value in messages:
-            producer.send(topic, key=key, value=value, partition=partition)
-            sent += 1
+        futures = [producer.send(topic, key=key, value=value, partition=partition)
+                   for partition, key, value in messages]
         producer.flush(timeout=60)
+        return [(meta.partition, meta.offset) for meta in (f.get(timeout=60) for f in futures)]
     finally:
         producer.close(timeout=10)
-    return sent
 
 
 def produce_floor(bootstrap: str, topic: str, records: Iterable[SimulatedRecord],
-                  partitions: int) -> int:
+                  partitions: int) -> list[tuple[int, int]]:
     return produce(bootstrap, topic, ((partition_of(r, partitions),
                                        r.record["tester_id"].encode(), payload(r))
                                       for r in records))
@@ -322,15 +322,39 @@ def versions(learner: Learner) -> dict[str, int]:
     return {key: learner.registry.get(key).version for key in learner.registry.keys()}
 
 
-def make_topics(create: Callable[[str, int], str], unique: Callable[..., str],
+def make_topics(admin: KafkaAdminClient, unique: Callable[..., str],
                 input_partitions: int = 3) -> TopicNames:
-    """Fresh topics for one test. Predictions get ONE partition so that their log order
-    is the order the daemon decided in (the budget is a property of that order);
-    requests get three, as in production, so labels really wait for them."""
-    return TopicNames(
-        inputs=(create(unique("parametric"), input_partitions),),
-        predictions=create(unique("predictions"), 1),
-        requests=create(unique("requests"), 3),
-        labels=create(unique("labels"), 1),
-        dlq=create(unique("dlq"), 1),
-    )
+    """Fresh topics for one test, configured as ``stream-al topics create`` makes them,
+    except that predictions get ONE partition: then their log order is the order the
+    daemon decided in (the budget is a property of that order)."""
+    topics = TopicNames(inputs=(unique("parametric"),), predictions=unique("predictions"),
+                        requests=unique("requests"), labels=unique("labels"), dlq=unique("dlq"),
+                        claims=unique("claims"))
+    plans = [replace(plan, partitions=1) if plan.name == topics.predictions else plan
+             for plan in topic_plan(topics, input_partitions)]
+    admin.create_topics([NewTopic(plan.name, plan.partitions, 1, topic_configs=dict(plan.config))
+                         for plan in plans])
+    admin.wait_for_topics([plan.name for plan in plans], timeout_ms=30_000)
+    return topics
+
+
+def ends_of(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) → end offset, for every partition of ``topics``."""
+    return {(topic, partition): end for topic in topics
+            for partition, end in end_offsets(bootstrap, topic).items()}
+
+
+def covers(state_dir: Path, ends: Mapping[tuple[str, int], int]) -> bool:
+    """Does the checkpoint in ``state_dir`` stand at ``ends`` for every partition given?"""
+    if not (state_dir / "checkpoint.bin").is_file():
+        return False
+    offsets = load_checkpoint(state_dir).offsets
+    return all(offsets.get(tp, 0) == end for tp, end in ends.items())
+
+
+def logs_read_to_end(harness: Harness, state_dir: Path, inputs: bool = True) -> bool:
+    """Has the daemon owning ``state_dir`` checkpointed every label and request (and,
+    with ``inputs``, every input record) now on the topics?"""
+    topics = harness.topics
+    names = [topics.requests, topics.labels] + (list(topics.inputs) if inputs else [])
+    return covers(state_dir, ends_of(harness.bootstrap, names))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_label, decode_prediction, decode_request
 from stream_al.records import OracleRequest
@@ -40,10 +41,10 @@ GARBAGE = b"\x00\xffnot json at all"
 
 
 @pytest.fixture
-def harness(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
+def harness(kafka_bootstrap: str, kafka_admin: KafkaAdminClient,
             unique_topic: Callable[..., str], unique_group: Callable[..., str],
             tmp_path: Path) -> Iterator[Harness]:
-    topics = make_topics(create_topic, unique_topic)
+    topics = make_topics(kafka_admin, unique_topic)
     with Harness(kafka_bootstrap, topics, unique_group(), tmp_path) as harness:
         yield harness
 
