@@ -18,7 +18,12 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import (
+    AsyncConsumerRebalanceListener,
+    KafkaConsumer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
@@ -43,17 +48,23 @@ log = logging.getLogger("stream_al.daemon")
 _MAX_BACKOFF_S = 30.0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs on kafka-python's I/O thread: only local work here, nothing that blocks."""
+class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's I/O loop while the main thread waits inside ``poll``: it may
+    touch the pipeline, and must await (never block on) consumer calls."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        self.daemon.commit_flushed(list(revoked))
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.daemon.on_revoked(list(revoked))
 
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.daemon.seek_inputs(list(assigned))
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.daemon.on_assigned(list(assigned))
+
+    async def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        # Evicted: the group may already have given them away, so no commit; our state
+        # stays whole and on_assigned puts us back where it stands.
+        log.warning("lost partitions %s (session expired)", sorted(lost))
 
 
 class Daemon:
@@ -137,27 +148,56 @@ class Daemon:
         self.flushed = dict(self.pipeline.offsets)
 
     def checkpoint(self) -> None:
+        """Flush, save state and offsets together, then tell the group (asynchronously)."""
+        self._save()
+        self.commit_flushed(list(self.inputs.assignment()) if self.inputs else [])
+
+    def _save(self) -> None:
         assert self.pipeline is not None and self.sink is not None
         self.sink.flush()  # never checkpoint past a prediction that was not delivered
         size = self.store.save(self.pipeline.checkpoint(datetime.now(UTC)))
         self.flushed = dict(self.pipeline.offsets)
         self.metrics.mark_checkpoint(time.time())
-        self.commit_flushed(list(self.inputs.assignment()) if self.inputs else [])
         self._last_checkpoint = time.monotonic()
         self._labels_since_checkpoint = 0
         log.debug("checkpoint saved (%d bytes)", size)
 
+    def _flushed_offsets(self, partitions: list[TopicPartition]
+                         ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: OffsetAndMetadata(self.flushed[(tp.topic, tp.partition)], "", -1)
+                for tp in partitions if (tp.topic, tp.partition) in self.flushed}
+
     def commit_flushed(self, partitions: list[TopicPartition]) -> None:
         """Commit only what a checkpoint covers, asynchronously (safe on the I/O thread)."""
-        offsets = {tp: OffsetAndMetadata(self.flushed[(tp.topic, tp.partition)], "", -1)
-                   for tp in partitions if (tp.topic, tp.partition) in self.flushed}
+        offsets = self._flushed_offsets(partitions)
         if offsets and self.inputs is not None:
             self.inputs.commit_async(offsets)
 
-    def seek_inputs(self, partitions: list[TopicPartition]) -> None:
+    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        """Before partitions move, checkpoint and commit, and await the commit: the next
+        owner (whose join waits for ours) resumes where we stopped, not at our previous
+        checkpoint, so nothing is scored or asked twice."""
         for tp in partitions:
-            offset = self.flushed.get((tp.topic, tp.partition))
-            if offset is not None and self.inputs is not None:
+            self.metrics.forget_partition(tp.topic, tp.partition)
+        if not self.connected or self.inputs is None:
+            return  # closing after a failure, or stopping: the last checkpoint stands
+        self._save()
+        offsets = self._flushed_offsets(partitions)
+        try:
+            if offsets:
+                await self.inputs.commit_async(offsets)
+        except KafkaError as error:
+            log.warning("commit on revoke failed (%s): the next owner of %s may score "
+                        "some records again", error, sorted(offsets))
+
+    def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        """Resume each partition where our state stands (the checkpoint at start, what we
+        processed later), so position and state agree; a partition we hold no state
+        for starts at the group's committed offset."""
+        assert self.pipeline is not None and self.inputs is not None
+        for tp in partitions:
+            offset = self.pipeline.offsets.get((tp.topic, tp.partition))
+            if offset is not None:
                 self.inputs.seek(tp, offset)
 
     # -- the loop --------------------------------------------------------------------
@@ -165,10 +205,9 @@ class Daemon:
     def _connect(self) -> None:
         if self.inputs is not None:
             return
-        kafka = self.settings.kafka
+        kafka, topics = self.settings.kafka, self.settings.topics
         self.sink = KafkaSink(make_producer(kafka))
         self.logs = make_consumer(kafka, None)
-        topics = self.settings.topics
         self._requests = partitions_of(self.logs, [topics.requests])
         self._labels = partitions_of(self.logs, [topics.labels])
         self.logs.assign(self._requests + self._labels)
@@ -251,10 +290,16 @@ class Daemon:
     def _shutdown(self) -> None:
         try:
             if self.inputs is not None:
-                self.checkpoint()
+                self._save()
+                # On the main thread a commit may block: the next owner of our
+                # partitions must find it before it starts.
+                offsets = self._flushed_offsets(list(self.inputs.assignment()))
+                if offsets:
+                    self.inputs.commit(offsets, timeout_ms=5_000)
         except (BrokerUnavailable, KafkaError) as error:
             log.error("final checkpoint skipped, Kafka unavailable (%s); the last one "
                       "stands and the records since will be processed again", error)
+        self.connected = False
         self._close_clients()
         log.info("stopped cleanly")
 

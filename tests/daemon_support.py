@@ -156,7 +156,7 @@ class Harness:
 
     def config(self, name: str, *, state_dir: Path | None = None, group: str | None = None,
                bootstrap: str | None = None, learner: Mapping[str, Any] | None = None,
-               checkpoint_s: float = 1.0) -> Path:
+               checkpoint_s: float = 1.0, checkpoint_labels: int = 200) -> Path:
         """A settings file for this test's topics; returns its path."""
         settings = {
             "kafka": {"bootstrap_servers": [bootstrap or self.bootstrap],
@@ -164,7 +164,7 @@ class Harness:
             "http": {"host": "127.0.0.1", "port": 0},
             "topics": self.topics.model_dump(mode="json"),
             "learner": dict(learner or {}),
-            "checkpoint": {"interval_s": checkpoint_s},
+            "checkpoint": {"interval_s": checkpoint_s, "every_labels": checkpoint_labels},
             "state_dir": str(state_dir or self.workdir / f"{name}-state"),
         }
         path = self.workdir / f"{name}.json"
