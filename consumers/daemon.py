@@ -5,6 +5,10 @@ every few seconds (or labels) flush the producer, THEN save learner + offsets
 together, THEN commit input offsets to Kafka (for lag monitoring and for the next
 owner of a partition). The checkpoint, not Kafka's commit, is the truth on restart.
 Signal handlers only request a stop; the loop finishes its batch and checkpoints.
+
+kafka-python 3.x polls return nothing, not an error, while the broker is down, so the
+loop asks the broker something cheap every few seconds: that is what /readyz reports,
+and a broker that does not answer sends the loop into its back-off and restore path.
 """
 
 from __future__ import annotations
@@ -45,7 +49,16 @@ from stream_al.pipeline import Pipeline
 from stream_al.state import Offsets
 
 log = logging.getLogger("stream_al.daemon")
-_MAX_BACKOFF_S = 30.0
+#: A reconnect attempt costs one bootstrap; waiting longer only delays recovery.
+_MAX_BACKOFF_S = 10.0
+_PROBE_EVERY_S = 2.0
+_PROBE_TIMEOUT_MS = 3_000
+#: Bounds how long a (re)connect blocks the loop, and with it a SIGTERM, while the
+#: broker is away (kafka-python waits 30 s by default).
+_BOOTSTRAP_TIMEOUT_MS = 5_000
+_CLOSE_TIMEOUT_MS = 2_000
+#: On SIGTERM, what cannot be delivered by then is scored again after the restart.
+_STOP_FLUSH_S = 5.0
 
 
 class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
@@ -81,11 +94,13 @@ class Daemon:
         self.logs: KafkaConsumer | None = None
         self.sink: KafkaSink | None = None
         self.connected = False
+        self.kafka_error: str | None = None
         self.http: HealthServer | None = None
         self._requests: list[TopicPartition] = []
         self._labels: list[TopicPartition] = []
         self._request_ends: dict[TopicPartition, int] = {}
         self._labels_read_before: int | None = None
+        self._next_probe = 0.0
         self._last_checkpoint = time.monotonic()
         self._labels_since_checkpoint = 0
 
@@ -105,11 +120,7 @@ class Daemon:
                     self._step()
                     backoff = 1.0
                 except (BrokerUnavailable, KafkaError) as error:
-                    self.connected = False
-                    log.warning("Kafka unavailable (%s); retrying in %.0f s", error, backoff)
-                    self._close_clients()
-                    self._restore()  # resume from the last checkpoint: nothing half-done
-                    self.stop_requested.wait(backoff)
+                    self._recover(error, backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
             self._shutdown()
         finally:
@@ -125,14 +136,26 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def readiness(self) -> tuple[bool, list[str]]:
+        """Called from the HTTP thread: reads each attribute once, as the loop may reset it."""
         reasons = []
         if self.pipeline is None:
             reasons.append("checkpoint not loaded")
         if not self.connected:
-            reasons.append("not connected to Kafka")
-        if self.inputs is None or not self.inputs.assignment():
+            error = self.kafka_error
+            reasons.append(f"Kafka unavailable, retrying: {error}" if error
+                           else "not connected to Kafka yet")
+        inputs = self.inputs
+        if inputs is None or not inputs.assignment():
             reasons.append("no input partitions assigned")
         return not reasons, reasons
+
+    def _recover(self, error: Exception, backoff: float) -> None:
+        self.connected = False
+        self.kafka_error = str(error) or type(error).__name__
+        log.warning("Kafka unavailable (%s); retrying in %.0f s", self.kafka_error, backoff)
+        self._close_clients()
+        self._restore()  # resume from the last checkpoint: nothing half-done
+        self.stop_requested.wait(backoff)
 
     # -- state -----------------------------------------------------------------------
 
@@ -152,9 +175,10 @@ class Daemon:
         self._save()
         self.commit_flushed(list(self.inputs.assignment()) if self.inputs else [])
 
-    def _save(self) -> None:
+    def _save(self, flush_timeout_s: float = 30.0) -> None:
         assert self.pipeline is not None and self.sink is not None
-        self.sink.flush()  # never checkpoint past a prediction that was not delivered
+        # Never checkpoint past a prediction that was not delivered.
+        self.sink.flush(flush_timeout_s)
         size = self.store.save(self.pipeline.checkpoint(datetime.now(UTC)))
         self.flushed = dict(self.pipeline.offsets)
         self.metrics.mark_checkpoint(time.time())
@@ -206,8 +230,8 @@ class Daemon:
         if self.inputs is not None:
             return
         kafka, topics = self.settings.kafka, self.settings.topics
-        self.sink = KafkaSink(make_producer(kafka))
-        self.logs = make_consumer(kafka, None)
+        self.sink = KafkaSink(make_producer(kafka, bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS))
+        self.logs = make_consumer(kafka, None, bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS)
         self._requests = partitions_of(self.logs, [topics.requests])
         self._labels = partitions_of(self.logs, [topics.labels])
         self.logs.assign(self._requests + self._labels)
@@ -218,16 +242,18 @@ class Daemon:
             else:
                 self.logs.seek(tp, offset)
         self._labels_read_before = None
-        self.inputs = make_consumer(kafka, kafka.group_id)
+        self.inputs = make_consumer(kafka, kafka.group_id,
+                                    bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS)
         # Metadata first: joining the group before it is known can assign nothing at all
         # (until the next metadata refresh, minutes later); and a missing topic is named.
         partitions_of(self.inputs, topics.inputs)
         self.inputs.subscribe(list(topics.inputs), listener=_Rebalance(self))
-        self.connected = True
+        self.connected, self.kafka_error = True, None
 
     def _step(self) -> None:
         assert self.pipeline is not None and self.inputs is not None and self.logs is not None
         now = datetime.now(UTC)
+        self._probe()
         self._handle(self.logs.poll(timeout_ms=0, max_records=self.settings.poll_max_records),
                      now, logs=True)
         self._drain_waiting_labels(now)
@@ -236,6 +262,18 @@ class Daemon:
         if self._checkpoint_due():
             self.checkpoint()
             self._update_gauges()
+
+    def _probe(self) -> None:
+        """Raise BrokerUnavailable if the broker does not answer a cheap request."""
+        assert self.logs is not None
+        if time.monotonic() < self._next_probe:
+            return
+        try:
+            self.logs.end_offsets(self._labels, timeout_ms=_PROBE_TIMEOUT_MS)
+        except KafkaError as error:
+            raise BrokerUnavailable(f"the broker did not answer within "
+                                    f"{_PROBE_TIMEOUT_MS / 1000:.0f} s ({error!r})") from error
+        self._next_probe = time.monotonic() + _PROBE_EVERY_S
 
     def _handle(self, batch: dict[TopicPartition, list[Any]], now: datetime,
                 logs: bool) -> None:
@@ -290,7 +328,7 @@ class Daemon:
     def _shutdown(self) -> None:
         try:
             if self.inputs is not None:
-                self._save()
+                self._save(flush_timeout_s=_STOP_FLUSH_S)
                 # On the main thread a commit may block: the next owner of our
                 # partitions must find it before it starts.
                 offsets = self._flushed_offsets(list(self.inputs.assignment()))
@@ -307,7 +345,7 @@ class Daemon:
         for client in (self.inputs, self.logs):
             if client is not None:
                 try:
-                    client.close(autocommit=False)
+                    client.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
                 except KafkaError:
                     pass
         if self.sink is not None:
