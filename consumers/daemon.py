@@ -59,6 +59,10 @@ _BOOTSTRAP_TIMEOUT_MS = 5_000
 _CLOSE_TIMEOUT_MS = 2_000
 #: On SIGTERM, what cannot be delivered by then is scored again after the restart.
 _STOP_FLUSH_S = 5.0
+#: kafka-python 3.x heartbeats from its own thread, so a long batch cannot starve the
+#: session; 10 s (not the 45 s default) lets the group hand a crashed replica's
+#: partitions on, and lets a restarted daemon rejoin, without a long stall.
+_SESSION_TIMEOUT_MS = 10_000
 
 
 class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
@@ -242,7 +246,7 @@ class Daemon:
             else:
                 self.logs.seek(tp, offset)
         self._labels_read_before = None
-        self.inputs = make_consumer(kafka, kafka.group_id,
+        self.inputs = make_consumer(kafka, kafka.group_id, session_timeout_ms=_SESSION_TIMEOUT_MS,
                                     bootstrap_timeout_ms=_BOOTSTRAP_TIMEOUT_MS)
         # Metadata first: joining the group before it is known can assign nothing at all
         # (until the next metadata refresh, minutes later); and a missing topic is named.
