@@ -8,7 +8,9 @@ also asked by Linux to die with the test process (PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
 import signal
 import subprocess
@@ -29,7 +31,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.kafka_clients import topic_plan
-from consumers.kafka_local.process import spawn
 from stream_al.codec import decode_label, decode_record, decode_request
 from stream_al.errors import DecodeError
 from stream_al.features import extract
@@ -42,6 +43,7 @@ from stream_al.topics import TopicNames
 STREAM_AL = str(Path(sys.executable).with_name("stream-al"))
 #: Stops a broken test from hanging; never asserted on as a speed.
 HANG_GUARD_S = 180.0
+_PR_SET_PDEATHSIG = 1
 _PORT_LINE = re.compile(rb"serving /metrics, /healthz, /readyz on port (\d+)")
 
 #: Metric samples keyed by (sample name, sorted label pairs).
@@ -61,13 +63,30 @@ def wait_until(condition: Callable[[], bool], what: str, guard_s: float = HANG_G
 # -- processes -----------------------------------------------------------------------
 
 
+def _clean_env() -> dict[str, str]:
+    """The test's environment minus STREAM_AL_* (they would override the config file)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+
+
+def _die_with_test() -> Callable[[], None] | None:
+    """A pre-exec hook: Linux kills the child if the test process dies, even by SIGKILL
+    (when no teardown runs). libc is looked up before the fork."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Proc:
-    """One ``stream-al`` process; its stdout and stderr go to ``log``."""
+    """One ``stream-al`` process in a session of its own; stdout and stderr go to ``log``."""
 
     def __init__(self, name: str, args: list[str], log: Path) -> None:
         self.name, self.log = name, log
-        self.popen: subprocess.Popen[bytes] = spawn([STREAM_AL, *args], log,
-                                                    die_with_parent=True)
+        with log.open("wb") as sink:
+            self.popen = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
+                [STREAM_AL, *args], stdin=subprocess.DEVNULL, stdout=sink,
+                stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True,
+                preexec_fn=_die_with_test())  # one prctl call in the child, no locks
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -84,17 +103,14 @@ class Proc:
         self.popen.send_signal(signal.SIGTERM)
         return self.popen.wait(timeout=guard_s)
 
-    def wait(self, guard_s: float = HANG_GUARD_S) -> int:
-        return self.popen.wait(timeout=guard_s)
-
 
 class DaemonProc(Proc):
-    """``stream-al run`` with its HTTP port read from its log."""
+    """``stream-al run``; its HTTP port is read from its log once it serves."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
-        super().__init__(name, args, log)
-        self.port = 0
-        wait_until(self._read_port, f"{name} to serve HTTP (log {log})")
+    port = 0
+
+    def wait_for_port(self) -> None:
+        wait_until(self._read_port, f"{self.name} to serve HTTP (log {self.log})")
 
     def _read_port(self) -> bool:
         if not self.alive():
@@ -147,6 +163,9 @@ class Harness:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+        if error is not None:  # pytest shows captured output with the failure
+            for proc in self.procs:
+                print(f"--- tail of {proc.log} ---\n{proc.output()[-4000:]}")
 
     def close(self) -> None:
         for proc in self.procs:
@@ -172,17 +191,15 @@ class Harness:
         return path
 
     def daemon(self, name: str, config: Path) -> DaemonProc:
-        log = self._log(name)
-        proc = DaemonProc(name, ["run", "--config", str(config)], log)
-        self.procs.append(proc)
+        proc = DaemonProc(name, ["run", "--config", str(config)], self._log(name))
+        self.procs.append(proc)  # before waiting, so a hung start is killed too
+        proc.wait_for_port()
         return proc
 
-    def oracle(self, config: Path, truth: Path, delay_s: float = 0.2,
-               idle_exit_s: float | None = None) -> Proc:
+    def oracle(self, config: Path, truth: Path, delay_s: float = 0.2) -> Proc:
+        """``stream-al oracle simulate`` answering from ``truth`` after ``delay_s``."""
         args = ["oracle", "simulate", "--config", str(config), "--truth", str(truth),
                 "--delay", str(delay_s)]
-        if idle_exit_s is not None:
-            args += ["--idle-exit", str(idle_exit_s)]
         proc = Proc("oracle", args, self._log("oracle"))
         self.procs.append(proc)
         return proc

@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_label, decode_prediction, decode_request
-from stream_al.records import OracleRequest
+from stream_al.records import OracleLabel, OracleRequest, Prediction
 from tests.daemon_support import (
     DaemonProc,
     Harness,
@@ -77,12 +77,12 @@ def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
     assert max(predicted.values()) == 1, "no crash, so no prediction may be sent twice"
 
     queried = [p.query_id for p in predictions if p.queried]
-    assert sorted(queried) == sorted(r.query_id for r in requests)
+    assert Counter(queried) == Counter(r.query_id for r in requests)
     for model_key, most in most_queries_per_window(predictions).items():
         assert most <= BUDGET * WINDOW + 1, f"{model_key}: {most} queries in {WINDOW} records"
 
-    start, end, by_model = audit_accuracy(requests, label_log)
-    assert end > start, f"audit accuracy fell from {start:.3f} to {end:.3f}"
+    first, last, by_model = audit_accuracy(requests, label_log)
+    assert last > first, f"audit accuracy fell from {first:.3f} to {last:.3f}"
     for model_key, rolling in by_model.items():
         assert samples[("stream_al_model_accuracy",
                         (("model_key", model_key), ("window", "audit")))] == rolling
@@ -102,7 +102,7 @@ def settled(daemon: DaemonProc, harness: Harness, consumed: int) -> bool:
     return labels == requests == total(samples, "stream_al_labels_total")
 
 
-def most_queries_per_window(predictions: list) -> dict[str, int]:  # type: ignore[type-arg]
+def most_queries_per_window(predictions: list[Prediction]) -> dict[str, int]:
     """Per model, the most queries in any WINDOW consecutive records of that model, in
     the order the daemon decided (the single prediction partition's order)."""
     windows: dict[str, deque[bool]] = defaultdict(lambda: deque(maxlen=WINDOW))
@@ -114,7 +114,7 @@ def most_queries_per_window(predictions: list) -> dict[str, int]:  # type: ignor
     return dict(most)
 
 
-def audit_accuracy(requests: list[OracleRequest], labels: list  # type: ignore[type-arg]
+def audit_accuracy(requests: list[OracleRequest], labels: list[OracleLabel]
                    ) -> tuple[float, float, dict[str, float]]:
     """Accuracy of the predictions made on audited records, judged by their labels:
     over the first and the last EDGE_AUDITS audits answered (all models), and per model

@@ -13,6 +13,7 @@ from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_prediction
 from stream_al.learner import LearnerConfig
+from stream_al.simulate.base import SimulatedRecord
 from tests.daemon_support import (
     DaemonProc,
     Harness,
@@ -82,7 +83,7 @@ def test_two_replicas_split_the_partitions_and_end_with_identical_models(
     assert probe(a.learner, probes) == probe(b.learner, probes) == probe(folded, probes)
 
 
-def every_record_predicted(harness: Harness, records: list) -> bool:  # type: ignore[type-arg]
+def every_record_predicted(harness: Harness, records: list[SimulatedRecord]) -> bool:
     predicted = {decode_prediction(m.value).record_id
                  for m in read_topic(harness.bootstrap, harness.topics.predictions)}
     return predicted == {r.record["record_id"] for r in records}

@@ -53,7 +53,9 @@ def test_sigterm_checkpoints_exits_0_and_a_restart_resumes_without_a_gap(
     records = floor(RECORDS)
     topics, bootstrap = harness.topics, harness.bootstrap
     state = tmp_path / "state"
-    config = harness.config("daemon", state_dir=state, learner=LEARNER, checkpoint_s=30.0)
+    # No periodic checkpoint near the signal: the fresh one must come from the stop.
+    config = harness.config("daemon", state_dir=state, learner=LEARNER, checkpoint_s=60.0,
+                            checkpoint_labels=100_000)
     oracle = harness.oracle(harness.config("oracle"),
                             write_truth(tmp_path / "truth.csv", records))
     daemon = harness.daemon("daemon", config)
@@ -72,7 +74,8 @@ def test_sigterm_checkpoints_exits_0_and_a_restart_resumes_without_a_gap(
     taken_at = load_checkpoint(state).taken_at
     assert taken_at is not None and taken_at.timestamp() >= signalled
 
-    daemon = harness.daemon("daemon", config)
+    daemon = harness.daemon("daemon", harness.config("restarted", state_dir=state,
+                                                     learner=LEARNER))
     wait_until(lambda: logs_read_to_end(harness, state)
                and count(bootstrap, topics.labels) == count(bootstrap, topics.requests),
                "every record scored and every request answered")
