@@ -94,6 +94,21 @@ class Pipeline:
         written before the waiting labels were read. With ``labels_below`` it says so
         only for labels at offsets below it: a label read after the caller looked at
         the request log's end may still have its request in flight, so it waits.
+
+        >>> from datetime import UTC, datetime
+        >>> from stream_al.learner import Learner, LearnerConfig
+        >>> pipe = Pipeline(Learner(LearnerConfig()), TopicNames())
+        >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> for offset in (0, 1):  # labels for queries whose requests were not read
+        ...     value = (b'{"schema_version": 1, "query_id": "q-%d", "label": "pass", '
+        ...              b'"labeled_at": "2026-01-01T00:00:00Z"}' % offset)
+        ...     pipe.handle(Message(pipe.topics.labels, 0, offset, None, value), now)
+        []
+        []
+        >>> [letter.topic for letter in pipe.drain_labels(True, now, labels_below=1)]
+        ['stream-al.dlq']
+        >>> [waiting.offset for waiting in pipe.waiting_labels]
+        [1]
         """
         out: list[Outgoing] = []
         while self.waiting_labels:
