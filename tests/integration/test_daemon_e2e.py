@@ -5,7 +5,9 @@ budget in every window, audited accuracy improves, and /metrics agrees with the 
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_label, decode_prediction, decode_request
+from stream_al.learner import LearnerConfig
 from stream_al.records import OracleLabel, OracleRequest, Prediction
 from tests.daemon_support import (
     DaemonProc,
@@ -38,6 +41,7 @@ LEARNER = {"budget": {"fraction": BUDGET, "audit_fraction": AUDIT, "window": WIN
 CHUNK = 1000
 EDGE_AUDITS = 150  # audit labels that make "the start" and "the end" of the run
 GARBAGE = b"\x00\xffnot json at all"
+_CHECKPOINT_TS = "stream_al_last_checkpoint_timestamp_seconds"
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
     wait_until(lambda: daemon.readyz()[0] == 200, "the daemon to be ready")
     oracle = harness.oracle(harness.config("oracle"), write_truth(tmp_path / "truth.csv", records))
 
-    produce(bootstrap, topics.inputs[0], [(1, b"bad", GARBAGE)])
+    [garbage_at] = produce(bootstrap, topics.inputs[0], [(1, b"bad", GARBAGE)])
     for start in range(0, RECORDS, CHUNK):
         # A floor's labels come back while it runs: pace the records so that each
         # chunk is scored by models that learnt every label of the chunks before.
@@ -65,7 +69,7 @@ def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
         consumed = start + CHUNK + 1  # the garbage record counts too
         wait_until(lambda: settled(daemon, harness, consumed), "the chunk's labels")  # noqa: B023
     assert oracle.terminate() == 0
-    samples = daemon.metrics()
+    samples = published(daemon)
     assert daemon.terminate() == 0
 
     predictions = [decode_prediction(m.value) for m in read_topic(bootstrap, topics.predictions)]
@@ -89,7 +93,20 @@ def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
 
     assert_metrics_match_topics(samples, harness, predictions=len(predictions),
                                 requests=len(requests), labels=len(label_log))
-    assert_garbage_dead_lettered(harness)
+    assert_garbage_dead_lettered(harness, garbage_at)
+
+
+def published(daemon: DaemonProc) -> Samples:
+    """Metrics once gauges reflect the current state: they are published right after a
+    checkpoint is marked, so wait for two checkpoints from now."""
+    def checkpoint_after(moment: float) -> Callable[[], bool]:
+        return lambda: total(daemon.metrics(), _CHECKPOINT_TS) > moment
+
+    now = time.time()
+    wait_until(checkpoint_after(now), "a checkpoint")
+    first = total(daemon.metrics(), _CHECKPOINT_TS)
+    wait_until(checkpoint_after(first), "the next checkpoint")
+    return daemon.metrics()
 
 
 def settled(daemon: DaemonProc, harness: Harness, consumed: int) -> bool:
@@ -118,7 +135,7 @@ def audit_accuracy(requests: list[OracleRequest], labels: list[OracleLabel]
                    ) -> tuple[float, float, dict[str, float]]:
     """Accuracy of the predictions made on audited records, judged by their labels:
     over the first and the last EDGE_AUDITS audits answered (all models), and per model
-    over its last 500 (what the rolling audit gauge shows)."""
+    over its last accuracy_window (what the rolling audit gauge shows)."""
     asked = {r.query_id: r for r in requests if r.reason == "audit"}
     hits = [(asked[label.query_id].model_key, asked[label.query_id].predicted == label.label)
             for label in labels if label.query_id in asked]
@@ -128,7 +145,8 @@ def audit_accuracy(requests: list[OracleRequest], labels: list[OracleLabel]
     per_model: dict[str, list[bool]] = defaultdict(list)
     for model_key, hit in hits:
         per_model[model_key].append(hit)
-    rolling = {key: sum(h[-500:]) / len(h[-500:]) for key, h in per_model.items()}
+    size = LearnerConfig().accuracy_window
+    rolling = {key: sum(h[-size:]) / len(h[-size:]) for key, h in per_model.items()}
     return start, end, rolling
 
 
@@ -145,9 +163,11 @@ def assert_metrics_match_topics(samples: Samples, harness: Harness, *, predictio
     assert total(samples, "stream_al_records_total", outcome="dead_letter") == 1
 
 
-def assert_garbage_dead_lettered(harness: Harness) -> None:
+def assert_garbage_dead_lettered(harness: Harness, landed: tuple[int, int]) -> None:
     [letter] = read_topic(harness.bootstrap, harness.topics.dlq)
     body = json.loads(letter.value)
-    assert (body["source_topic"], body["partition"]) == (harness.topics.inputs[0], 1)
-    assert body["payload_b64"] and "UTF-8" in body["error"]
+    assert (body["source_topic"], body["partition"], body["offset"]) == (
+        harness.topics.inputs[0], *landed)
+    assert base64.b64decode(body["payload_b64"]) == GARBAGE
+    assert "not valid UTF-8" in body["error"]
 
