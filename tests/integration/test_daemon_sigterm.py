@@ -69,6 +69,7 @@ def test_sigterm_checkpoints_exits_0_and_a_restart_resumes_without_a_gap(
         assert daemon.popen.wait(timeout=STOP_WITHIN_S) == 0
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running {STOP_WITHIN_S} s after SIGTERM")
+    print(f"exited {time.time() - signalled:.2f} s after SIGTERM")
     checkpoint = state / "checkpoint.bin"
     assert checkpoint.stat().st_mtime >= signalled, "no checkpoint written on the way out"
     taken_at = load_checkpoint(state).taken_at
