@@ -50,6 +50,8 @@ from stream_al.state import Offsets
 
 log = logging.getLogger("stream_al.daemon")
 #: A reconnect attempt costs one bootstrap; waiting longer only delays recovery.
+#: Longer than any wait inside one turn of the loop (flush 30 s, probes 3 s, back-off 10 s).
+_STALL_S = 60.0
 _MAX_BACKOFF_S = 10.0
 _PROBE_EVERY_S = 2.0
 _PROBE_TIMEOUT_MS = 3_000
@@ -92,6 +94,7 @@ class Daemon:
         self.metrics = Metrics(self.registry)
         self.store = CheckpointStore(settings.state_dir)
         self.stop_requested = threading.Event()
+        self._last_step = time.monotonic()
         self.pipeline: Pipeline | None = None
         self.flushed: Offsets = {}
         self.inputs: KafkaConsumer | None = None
@@ -114,11 +117,12 @@ class Daemon:
         self.store.prepare()
         self._restore()
         self.http = HealthServer(self.settings.http.host, self.settings.http.port,
-                                 self.registry, self.readiness).start()
+                                 self.registry, self.readiness, self.liveness).start()
         log.info("serving /metrics, /healthz, /readyz on port %d", self.http.port)
         backoff = 1.0
         try:
             while not self.stop_requested.is_set():
+                self._last_step = time.monotonic()
                 try:
                     self._connect()
                     self._step()
@@ -138,6 +142,15 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+
+    def liveness(self) -> tuple[bool, list[str]]:
+        """Alive while the loop keeps turning. kafka-python 3.0.12 has been seen to hang in
+        ``poll()`` for good (a lost wakeup) while heartbeating: only a stalled loop shows
+        it, and a restart is safe because the checkpoint is the truth."""
+        stalled = time.monotonic() - self._last_step
+        if stalled > _STALL_S:
+            return False, [f"the main loop has not turned for {stalled:.0f} s"]
+        return True, []
 
     def readiness(self) -> tuple[bool, list[str]]:
         """Called from the HTTP thread: reads each attribute once, as the loop may reset it."""
