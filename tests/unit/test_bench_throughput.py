@@ -190,3 +190,13 @@ def _result(bare: float, logistic: float) -> dict[str, Any]:
                     "produce_to_daemon_send": latency_figures},
         "ratios": ratios([0.9 * bare, 1.1 * bare], {"logistic": logistic}),
     }
+
+
+def test_a_latency_phase_missing_predictions_is_kept_on_record_and_run_again() -> None:
+    from consumers.bench_throughput_run import _latency_run_retried
+
+    rows = {1: {"sent": 200, "received": 0}, 2: {"sent": 200, "received": 200}}
+    result = _latency_run_retried(lambda attempt: rows[attempt])
+    assert result["received"] == 200 and result["stalled_attempts"] == [rows[1]]
+    whole = _latency_run_retried(lambda attempt: rows[2])
+    assert whole["stalled_attempts"] == []
