@@ -33,9 +33,9 @@ def rss_mib() -> float:
 
 def convert(path: Path) -> dict[str, Any]:
     """Runs in the child: convert one file, validate every record, measure."""
-    from consumers.file_records import Parsed
-    from consumers.publish import validated
-    from consumers.stdf_source import StdfSource
+    from consumers.produce.items import Parsed
+    from consumers.produce.publish import validated
+    from consumers.produce.stdf.source import StdfSource
 
     before = rss_mib()
     source = StdfSource(path, "pass_fail")

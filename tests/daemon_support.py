@@ -30,7 +30,7 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.kafka_clients import topic_plan
+from consumers.kafka.clients import topic_plan
 from stream_al.codec import decode_label, decode_record, decode_request
 from stream_al.errors import DecodeError
 from stream_al.features import extract

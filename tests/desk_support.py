@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.desk.service import DeskService
+from consumers.oracle.desk.service import DeskService
 from consumers.settings import Settings
 from stream_al.codec import decode_label, encode
 from stream_al.reasons import Reason

@@ -47,7 +47,7 @@ def register(cli: Cli) -> None:
         = Path("bench-results/labels.png"),
     ) -> None:
         """Replay labelled streams with a simulated oracle and compare strategies."""
-        from consumers.bench_labels_run import run_bench
+        from consumers.bench.labels.run import run_bench
 
         strategies = strategy or ["variable", "randomized"]
         for name in strategies:

@@ -42,11 +42,11 @@ def register(cli: Cli) -> None:
     ) -> None:
         """Records/s of the producer, a bare consumer and the daemon on one topic of
         identical records, and produce→prediction latency at a fixed rate."""
-        from consumers.bench_throughput import ThroughputOptions
-        from consumers.bench_throughput_report import plot as plot_results
-        from consumers.bench_throughput_report import show
-        from consumers.bench_throughput_run import run_bench
-        from consumers.plots import wide_console
+        from consumers.bench.console import wide_console
+        from consumers.bench.throughput.options import ThroughputOptions
+        from consumers.bench.throughput.report import plot as plot_results
+        from consumers.bench.throughput.report import show
+        from consumers.bench.throughput.run import run_bench
         from stream_al.errors import StreamAlError
 
         options = ThroughputOptions(

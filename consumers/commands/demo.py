@@ -32,8 +32,8 @@ def register(cli: Cli) -> None:
             min=0, help="keep serving /metrics this many seconds after the run")] = 0.0,
     ) -> None:
         """Run the whole loop in one process on a simulated floor (no broker needed)."""
-        from consumers.demo import DemoOptions, run_demo
-        from consumers.plots import wide_console
+        from consumers.bench.console import wide_console
+        from consumers.demo.run import DemoOptions, run_demo
 
         if strategy not in ("random", "fixed", "variable", "randomized", "hybrid"):
             raise typer.BadParameter(f"{strategy!r}; choose random, fixed, variable, "

@@ -39,8 +39,8 @@ def register(cli: Cli) -> None:
         import logging
         from datetime import timedelta
 
-        from consumers.desk.claims import DEFAULT_CLAIMS_TOPIC
-        from consumers.desk.serve import serve
+        from consumers.oracle.desk.claims import DEFAULT_CLAIMS_TOPIC
+        from consumers.oracle.desk.serve import serve
         from consumers.settings import load_settings
         from stream_al.errors import StreamAlError
 

@@ -38,9 +38,9 @@ def register(cli: Cli) -> None:
 
         from rich.console import Console
 
-        from consumers.desk.claims import DEFAULT_CLAIMS_TOPIC
-        from consumers.desk.service import DeskService
-        from consumers.desk.terminal import FileLines, TerminalLabeller
+        from consumers.oracle.desk.claims import DEFAULT_CLAIMS_TOPIC
+        from consumers.oracle.desk.service import DeskService
+        from consumers.oracle.terminal.labeller import FileLines, TerminalLabeller
         from consumers.settings import load_settings
         from stream_al.errors import StreamAlError
 

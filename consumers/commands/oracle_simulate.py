@@ -32,7 +32,7 @@ def register(cli: Cli) -> None:
         = None,
     ) -> None:
         """Answer oracle requests from ground truth, after a delay, with optional noise."""
-        from consumers.oracle_runner import make_oracle, run_oracle
+        from consumers.oracle.simulate import make_oracle, run_oracle
         from consumers.settings import load_settings
         from stream_al.errors import ConfigError
 

@@ -30,7 +30,7 @@ def _globs(text: str | None) -> tuple[str, ...]:
 
 
 def _fields(pairs: list[str] | None) -> dict[str, str]:
-    from consumers.tabular_source import FIELD_TYPES
+    from consumers.produce.tabular.source import FIELD_TYPES
 
     fields: dict[str, str] = {}
     for pair in pairs or []:
@@ -159,9 +159,9 @@ def register(cli: Cli) -> None:
         Exit 0: all sent; 1: something skipped or undelivered (each reported with file
         and position); 2: bad options or column mapping (nothing sent); 3: no broker.
         """
-        from consumers.produce_run import ProduceOptions, run_produce
+        from consumers.produce.run import ProduceOptions, run_produce
+        from consumers.produce.tabular.source import ColumnMapping
         from consumers.settings import load_settings
-        from consumers.tabular_source import ColumnMapping
         from stream_al.errors import StreamAlError
 
         if not files and follow is None and not simulate:
@@ -190,7 +190,7 @@ def register(cli: Cli) -> None:
             typer.echo(f"stream-al produce: {error}", err=True)
             raise typer.Exit(2) from None
         if simulate:
-            from consumers.simulated_floor import run_simulated
+            from consumers.produce.simulated import run_simulated
 
             raise typer.Exit(run_simulated(records, seed, rate, topic or "ate.parametric",
                                            settings.kafka, dry_run, key, flush_timeout))

@@ -18,7 +18,7 @@ def register(cli: Cli) -> None:
     @cli.app.command()
     def run(config: ConfigOption = None) -> None:
         """Consume records, predict, query the oracle within budget, learn from labels."""
-        from consumers.daemon import Daemon
+        from consumers.daemon.loop import Daemon
         from consumers.settings import load_settings
         from stream_al.errors import StreamAlError
 

@@ -22,7 +22,7 @@ def register(cli: Cli) -> None:
         """Create the input, prediction, request, label and dead-letter topics."""
         from kafka.errors import KafkaError
 
-        from consumers.kafka_clients import create_topics, topic_plan
+        from consumers.kafka.clients import create_topics, topic_plan
         from consumers.settings import load_settings
         from stream_al.errors import ConfigError
 

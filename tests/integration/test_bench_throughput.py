@@ -11,8 +11,8 @@ import pytest
 from kafka.admin import KafkaAdminClient
 from rich.console import Console
 
-from consumers.bench_throughput import ThroughputOptions
-from consumers.bench_throughput_run import run_bench
+from consumers.bench.throughput.options import ThroughputOptions
+from consumers.bench.throughput.run import run_bench
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from consumers.bench_throughput import (
+from consumers.bench.throughput.options import (
     SENT_FIELD,
     bench_records,
     bench_topics,
@@ -31,7 +31,7 @@ from consumers.bench_throughput import (
     record_sizes,
     stamped,
 )
-from consumers.bench_throughput_report import plot, rate_rows, verdict
+from consumers.bench.throughput.report import plot, rate_rows, verdict
 from consumers.cli import build_cli
 from consumers.commands.bench_throughput import _templates
 from consumers.settings import KafkaSettings, load_settings
@@ -193,7 +193,7 @@ def _result(bare: float, logistic: float) -> dict[str, Any]:
 
 
 def test_a_latency_phase_missing_predictions_is_kept_on_record_and_run_again() -> None:
-    from consumers.bench_throughput_run import _latency_run_retried
+    from consumers.bench.throughput.run import _latency_run_retried
 
     rows = {1: {"sent": 200, "received": 0}, 2: {"sent": 200, "received": 200}}
     result = _latency_run_retried(lambda attempt: rows[attempt])

@@ -14,10 +14,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from consumers.bench_labels import baselines, plan, summarise
+from consumers.bench.labels.datasets import builtin_dataset, csv_dataset
+from consumers.bench.labels.runs import baselines, plan, summarise
 from consumers.cli import build_cli
-from consumers.datasets import builtin_dataset, csv_dataset
-from consumers.demo import DemoOptions, run_demo
+from consumers.demo.run import DemoOptions, run_demo
 
 
 def test_demo_writes_its_plot_and_a_summary_within_budget(tmp_path: Path) -> None:

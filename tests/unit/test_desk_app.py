@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from consumers.desk.app import create_app
+from consumers.oracle.desk.app import create_app
 from tests.desk_support import RecordingDesk
 from tests.desk_support import oracle_request as ask
 

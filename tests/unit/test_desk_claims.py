@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.desk.claims import decode_claim
-from consumers.desk.state import DeskState
+from consumers.oracle.desk.claims import decode_claim
+from consumers.oracle.desk.state import DeskState
 from stream_al.codec import encode
 from stream_al.desk_queue import DeskQueue
 from stream_al.errors import DecodeError

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from consumers.desk.terminal import FileLines, TerminalLabeller
-from consumers.desk.terminal_view import wafer_text
+from consumers.oracle.terminal.labeller import FileLines, TerminalLabeller
+from consumers.oracle.terminal.view import wafer_text
 from stream_al.codec import encode
 from stream_al.records import OracleLabel
 from tests.desk_support import RecordingDesk

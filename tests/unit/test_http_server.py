@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from consumers.http_server import HealthServer
+from consumers.daemon.http import HealthServer
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_unknown_paths_say_what_exists(server: HealthServer) -> None:
 def test_the_daemon_is_not_alive_once_its_loop_stalls(tmp_path: Path) -> None:
     import time
 
-    from consumers.daemon import Daemon
+    from consumers.daemon.loop import Daemon
     from consumers.settings import Settings
 
     daemon = Daemon(Settings(state_dir=tmp_path))

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from consumers import produce_run
 from consumers.cli import build_cli
-from consumers.file_records import Parsed, Problem
-from consumers.follow import FileIdentity, FolderWatcher, Ledger
-from consumers.publish import Pacer, publish_items
+from consumers.produce import run as produce_run
+from consumers.produce.follow import FileIdentity, FolderWatcher, Ledger
+from consumers.produce.items import Parsed, Problem
+from consumers.produce.publish import Pacer, publish_items
 from stream_al.codec import decode_record
 from stream_al.errors import BrokerUnavailable
 from tests.stdf_writer import StdfWriter
@@ -161,7 +161,7 @@ def test_a_stop_request_ends_the_file_after_the_record_in_hand() -> None:
 
 def test_the_pacer_spaces_records_at_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("consumers.publish.time.sleep", sleeps.append)
+    monkeypatch.setattr("consumers.produce.publish.time.sleep", sleeps.append)
     pacer = Pacer(4.0, clock=lambda: 10.0)  # the clock stands still: every wait is owed
     for _ in range(3):
         pacer.wait()
@@ -280,7 +280,7 @@ class FutureProducer:
 def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
     from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
 
-    from consumers.publish import KafkaSink
+    from consumers.produce.publish import KafkaSink
 
     producer = FutureProducer()
     sink = KafkaSink("ate.parametric", producer, flush_timeout_s=1)

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from consumers.cli import build_cli
-from consumers.simulated_floor import floor_items
+from consumers.produce.simulated import floor_items
 from stream_al.codec import decode_record
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from consumers.file_records import Parsed, Problem
-from consumers.stdf_source import LabelFrom, StdfSource, measurement_name
+from consumers.produce.items import Parsed, Problem
+from consumers.produce.stdf.source import LabelFrom, StdfSource, measurement_name
 from stream_al.codec import decode_record
 from tests.stdf_writer import NOT_EXECUTED, PART_FAILED, RESULT_INVALID, StdfWriter
 

@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from consumers.file_records import Parsed, Problem
-from consumers.tabular_source import ColumnMapping, MappingError, TabularFormat, TabularSource
+from consumers.produce.items import Parsed, Problem
+from consumers.produce.tabular.source import (
+    ColumnMapping,
+    MappingError,
+    TabularFormat,
+    TabularSource,
+)
 
 CSV = """\
 serial,when,device,vdd_v,idd_ma,leak_ua,x,y,bin

@@ -1,0 +1,1 @@
+"""``stream-al bench …``: label efficiency and throughput, with plots and tables."""

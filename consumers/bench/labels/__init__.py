@@ -1,0 +1,1 @@
+"""``stream-al bench labels``: strategies compared on labelled streams at label budgets."""

@@ -1,0 +1,1 @@
+"""``stream-al bench throughput``: the daemon against bare clients on a real broker."""

@@ -1,0 +1,245 @@
+"""The daemon under test: ``stream-al run`` in its own process (as deployed) with a
+simulated oracle beside it, run to a count of predictions, or kept ready for the
+latency run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.bench.throughput.loops import (
+    Arrival,
+    ensure_topics,
+    message_count,
+    paced_produce,
+    topic_timestamps,
+    watching,
+)
+from consumers.bench.throughput.options import (
+    LATENCY_TEMPLATE,
+    STALL_S,
+    BenchError,
+    BenchRecord,
+    DaemonStalled,
+    Row,
+    ThroughputOptions,
+    Tick,
+    bench_records,
+    bench_topics,
+    counters,
+    daemon_settings,
+    latencies,
+    latency_summary,
+    learner_config,
+    rates,
+)
+from consumers.kafka.clients import make_consumer, partitions_of, topic_plan
+from consumers.oracle.simulate import run_oracle
+from consumers.settings import KafkaSettings, Settings
+from stream_al.models import TemplateName
+from stream_al.oracle import SimulatedOracle
+
+_RUN_DAEMON = "from consumers.cli import main; main()"
+#: How long the latency run waits for its last predictions (a guard, not a measurement).
+_DRAIN_S = 60.0
+
+
+def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
+               records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
+               tick: Tick, attempt: int = 1) -> Row:
+    """``stream-al run`` from the beginning of ``topic`` until it has predicted every record;
+    the rate comes from the predictions' own timestamps (set when the daemon sent them)."""
+    prefix = f"{topic}-{template}" + (f"-attempt{attempt}" if attempt > 1 else "")
+    topics = bench_topics(topic, prefix)
+    ensure_topics(kafka, topic_plan(topics, options.partitions))
+    port = free_port()
+    settings = daemon_settings(kafka, topics, learner_config(template, options.budget),
+                               workdir / prefix, port)
+    truth = {r.record_id: r.truth for r in records}
+    with answering_oracle(settings, truth, options.oracle):
+        started = time.time()
+        with running_daemon(settings, workdir, prefix) as daemon:
+            wait_for_messages(kafka, topics.predictions, len(records), tick, daemon,
+                              workdir / f"{prefix}.log")
+            seen = scrape(port)
+    stamps, distinct = topic_timestamps(kafka, topics.predictions, len(records))
+    return {"template": template,
+            **rates(len(records), started, min(stamps) / 1000, max(stamps) / 1000),
+            "predictions": len(stamps), "distinct_record_ids": distinct,
+            "requests": message_count(kafka, topics.requests), **seen}
+
+
+def latency_run(kafka: KafkaSettings, run_id: str, count: int, options: ThroughputOptions,
+                workdir: Path, tick: Tick) -> Row:
+    """Records at a fixed rate into a ready daemon; each prediction's delay after the send."""
+    records = bench_records(count, options.seed + 1)
+    prefix = f"{run_id}-latency"
+    topics = bench_topics(f"{prefix}.parametric", prefix)
+    ensure_topics(kafka, topic_plan(topics, options.partitions))
+    port = free_port()
+    settings = daemon_settings(kafka, topics, learner_config(LATENCY_TEMPLATE, options.budget),
+                               workdir / prefix, port)
+    truth = {r.record_id: r.truth for r in records}
+    with (answering_oracle(settings, truth, options.oracle),
+          running_daemon(settings, workdir, prefix) as daemon):
+        wait_ready(port, daemon, workdir / f"{prefix}.log")
+        with watching(kafka, topics.predictions) as seen:
+            sent, seconds = paced_produce(kafka, topics.inputs[0], records,
+                                          options.latency_rate, tick)
+            _drain(seen, len(sent))
+            arrivals = list(seen)
+    end_to_end, at_send = latencies(sent, arrivals)
+    return {"template": LATENCY_TEMPLATE, "rate_target": options.latency_rate,
+            "rate_achieved": len(sent) / seconds, "seconds": seconds, "sent": len(sent),
+            "received": len(arrivals),
+            "produce_to_consumed": latency_summary(end_to_end),
+            "produce_to_daemon_send": latency_summary(at_send)}
+
+
+def _drain(seen: list[Arrival], count: int) -> None:
+    """Until ``count`` predictions arrived, or none for ``_DRAIN_S``."""
+    held, progress_at = -1, time.monotonic()
+    while len(seen) < count and time.monotonic() - progress_at < _DRAIN_S:
+        if len(seen) > held:
+            held, progress_at = len(seen), time.monotonic()
+        time.sleep(0.05)
+
+
+@contextmanager
+def running_daemon(settings: Settings, workdir: Path, name: str
+                   ) -> Iterator[subprocess.Popen[bytes]]:
+    """``stream-al run`` on a settings file; SIGTERM (then kill) when done."""
+    config = workdir / f"{name}.json"
+    config.write_text(settings.model_dump_json(), encoding="utf-8")
+    # The file must be the whole truth: STREAM_AL_* variables would override it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a stall then dumps every thread's stack
+    with (workdir / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-c", _RUN_DAEMON, "run", "--config", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def answering_oracle(settings: Settings, truth: Mapping[str, str], enabled: bool
+                     ) -> Iterator[None]:
+    """The simulated oracle on the daemon's topics, answering at once from the truth."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    oracle = SimulatedOracle(lambda request: truth.get(request.record_id))
+    thread = threading.Thread(target=run_oracle, args=(settings, oracle, stop),
+                              kwargs={"group": f"{settings.topics.requests}-oracle"},
+                              name="bench-oracle", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
+                      daemon: subprocess.Popen[bytes], log: Path) -> None:
+    """Until ``topic`` holds ``count`` messages; fails if the daemon exits or stalls."""
+    watcher = make_consumer(kafka, None)
+    try:
+        partitions = partitions_of(watcher, [topic])
+        seen, progress_at = -1, time.time()
+        while True:
+            held = sum(watcher.end_offsets(partitions).values())
+            tick(held)
+            if held >= count:
+                return
+            if daemon.poll() is not None:
+                raise BenchError(f"the daemon exited ({daemon.returncode}) at {held}/{count} "
+                                 f"predictions; its log: {log}\n{_tail(log)}")
+            if held > seen:
+                seen, progress_at = held, time.time()
+            if time.time() - progress_at > STALL_S:
+                _dump_stacks(daemon)
+                raise DaemonStalled(f"no progress for {STALL_S:.0f} s: {topic} at "
+                                    f"{held}/{count} messages; the daemon's main thread:\n"
+                                    f"{_main_thread(log)}", log)
+            time.sleep(0.25)
+    finally:
+        watcher.close()
+
+
+def scrape(port: int) -> dict[str, int]:
+    """The daemon's own counters, read from its /metrics endpoint."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - fixed local URL
+        return counters(text_string_to_metric_families(response.read().decode()))
+
+
+def wait_ready(port: int, daemon: subprocess.Popen[bytes], log: Path,
+               timeout_s: float = 120.0) -> None:
+    """Until /readyz says 200 (checkpoint loaded, connected, partitions assigned)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise BenchError(f"the daemon exited ({daemon.returncode}) before it was ready; "
+                             f"its log: {log}\n{_tail(log)}")
+        try:
+            url = f"http://127.0.0.1:{port}/readyz"
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - fixed local URL
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)  # not listening yet, or 503 not ready
+    raise BenchError(f"the daemon was not ready within {timeout_s:.0f} s; its log: {log}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _dump_stacks(daemon: subprocess.Popen[bytes]) -> None:
+    """Ask our stalled child for its threads' stacks (faulthandler prints them on SIGABRT)."""
+    daemon.send_signal(signal.SIGABRT)
+    try:
+        daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+
+
+def _main_thread(log: Path) -> str:
+    """The faulthandler dump's stack of the main thread, or the log's tail."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    current = text.rfind("Current thread")
+    if current < 0:
+        return _tail(log)
+    return text[current:].split("\n\n", 1)[0]
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,215 @@
+"""The timed loops of ``stream-al bench throughput``: the producer, the bare consumers,
+the paced producer and prediction watcher of the latency run, and the in-memory pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from consumers.bench.throughput.options import (
+    POLL_MAX_RECORDS,
+    BenchError,
+    BenchRecord,
+    Row,
+    Tick,
+    check_stall,
+    counters,
+    rates,
+    stamped,
+)
+from consumers.kafka.clients import (
+    TopicPlan,
+    create_topics,
+    make_consumer,
+    make_producer,
+    partitions_of,
+)
+from consumers.settings import KafkaSettings
+from stream_al.inmemory import InMemoryLoop
+from stream_al.learner import Learner, LearnerConfig
+from stream_al.metrics import Metrics
+from stream_al.oracle import SimulatedOracle
+from stream_al.pipeline import Pipeline
+from stream_al.topics import TopicNames
+
+_TOPIC_WAIT_S = 30.0
+#: A prediction seen by the watcher: (key = record_id, arrival ns, broker timestamp ms).
+Arrival = tuple[bytes, int, int]
+
+
+def produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
+            tick: Tick) -> Row:
+    """The project's producer (acks=all, idempotent) writing every record, then flushing."""
+    producer = make_producer(kafka)
+    producer.partitions_for(topic)  # a floor producer is long-lived: metadata is warm
+    try:
+        started = time.perf_counter()
+        for done, record in enumerate(records, 1):
+            producer.send(topic, key=record.key, value=record.value)
+            if done % 1000 == 0:
+                tick(done)
+        producer.flush()
+        seconds = time.perf_counter() - started
+    finally:
+        producer.close(timeout=10)
+    tick(len(records))
+    megabytes = sum(len(r.value) for r in records) / 1e6
+    return {"records": len(records), "seconds": seconds,
+            "records_per_s": len(records) / seconds, "mb_per_s": megabytes / seconds}
+
+
+def consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: str,
+            tick: Tick) -> Row:
+    """A bare consumer in a fresh group from the beginning; ``decode``: json.loads each."""
+    consumer = make_consumer(kafka, group)
+    consumer.subscribe([topic])
+    started, first, done = time.time(), 0.0, 0
+    progress_at = started
+    try:
+        while done < count:
+            batch = consumer.poll(timeout_ms=100, max_records=POLL_MAX_RECORDS)
+            now = time.time()
+            for records in batch.values():
+                if decode:
+                    for record in records:
+                        json.loads(record.value)
+                done += len(records)
+            if batch:
+                first, progress_at = first or now, now
+            check_stall(progress_at, f"consumer of {topic} at {done}/{count} records")
+            tick(done)
+        last = time.time()
+    finally:
+        consumer.close(autocommit=False)
+    return {"decoded": decode, **rates(done, started, first, last)}
+
+
+def paced_produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
+                  rate: float, tick: Tick) -> tuple[dict[bytes, int], float]:
+    """Send at ``rate`` records/s, each stamped with its send time (ns since the epoch)."""
+    producer = make_producer(kafka)
+    producer.partitions_for(topic)
+    sent: dict[bytes, int] = {}
+    try:
+        start = time.monotonic()
+        for i, record in enumerate(records):
+            time.sleep(max(0.0, start + i / rate - time.monotonic()))
+            now = time.time_ns()
+            producer.send(topic, key=record.key, value=stamped(record.value, now))
+            sent[record.record_id.encode()] = now
+            if i % 50 == 0:
+                tick(i)
+        producer.flush()
+        seconds = time.monotonic() - start
+    finally:
+        producer.close(timeout=10)
+    return sent, seconds
+
+
+@contextmanager
+def watching(kafka: KafkaSettings, topic: str) -> Iterator[list[Arrival]]:
+    """A thread noting when each message of ``topic`` arrives, from now until exit.
+
+    Its broker waits at most 10 ms for data (kafka-python's default is 500 ms, which on a
+    multi-partition topic delays a trickle of messages by tens of milliseconds): the
+    watcher must not add a delay of its own to the one it measures."""
+    consumer = assigned_from_start(kafka, topic, fetch_max_wait_ms=10)
+    seen: list[Arrival] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=50).values():
+                now = time.time_ns()
+                seen.extend((r.key, now, r.timestamp) for r in records)
+
+    thread = threading.Thread(target=read, name="bench-watch", daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        consumer.close()
+
+
+def topic_timestamps(kafka: KafkaSettings, topic: str, count: int) -> tuple[list[int], int]:
+    """Every message's timestamp (ms) and how many distinct keys the topic holds."""
+    consumer = assigned_from_start(kafka, topic)
+    stamps: list[int] = []
+    keys: set[bytes] = set()
+    progress_at = time.time()
+    try:
+        while len(stamps) < count:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                stamps.extend(r.timestamp for r in records)
+                keys.update(r.key for r in records)
+                progress_at = time.time()
+            check_stall(progress_at, f"reading back {topic} at {len(stamps)}/{count}")
+    finally:
+        consumer.close()
+    return stamps, len(keys)
+
+
+def message_count(kafka: KafkaSettings, topic: str) -> int:
+    consumer = make_consumer(kafka, None)
+    try:
+        return int(sum(consumer.end_offsets(partitions_of(consumer, [topic])).values()))
+    finally:
+        consumer.close()
+
+
+def inmemory(records: Sequence[BenchRecord], config: LearnerConfig, answer: bool,
+             tick: Tick) -> Row:
+    """The daemon's pipeline and loop on the in-memory bus: the learner's cost alone."""
+    registry = CollectorRegistry()
+    topics = TopicNames(inputs=("bench.parametric",))
+    truth = {r.record_id: r.truth for r in records} if answer else {}
+    loop = InMemoryLoop(Pipeline(Learner(config), topics, Metrics(registry)),
+                        SimulatedOracle(lambda request: truth.get(request.record_id)))
+    for record in records:
+        loop.publish(topics.inputs[0], record.key, record.value)
+    started, done = time.perf_counter(), 0
+    while done < len(records):
+        done += loop.step(datetime.now(UTC), POLL_MAX_RECORDS)
+        tick(done)
+    seconds = time.perf_counter() - started
+    return {"records": done, "seconds": seconds, "records_per_s": done / seconds,
+            "us_per_record": 1e6 * seconds / done, **counters(registry.collect())}
+
+
+def ensure_topics(kafka: KafkaSettings, plans: Sequence[TopicPlan]) -> None:
+    """Create the topics and wait until the broker's metadata lists them, so no client
+    (nor the daemon, which backs off a whole second) starts on a topic it cannot see."""
+    create_topics(kafka, plans)
+    consumer = make_consumer(kafka, None)
+    try:
+        deadline = time.monotonic() + _TOPIC_WAIT_S
+        while not all(consumer.partitions_for_topic(plan.name) for plan in plans):
+            if time.monotonic() > deadline:
+                raise BenchError(f"topics {[p.name for p in plans]} did not appear in the "
+                                 f"broker's metadata within {_TOPIC_WAIT_S:.0f} s")
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+
+
+def assigned_from_start(kafka: KafkaSettings, topic: str, **extra: Any) -> KafkaConsumer:
+    """A group-less consumer on every partition of ``topic`` from the beginning, its
+    positions resolved (so nothing produced from now on is read late)."""
+    consumer = make_consumer(kafka, None, **extra)
+    partitions = partitions_of(consumer, [topic])
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    for partition in partitions:
+        consumer.position(partition)
+    return consumer

@@ -1,0 +1,227 @@
+"""``stream-al bench throughput``: what one process sustains on a real broker.
+
+In one run, on one topic of identical pre-produced records (simulated 50-measurement
+parametric records): the producer writing them; a bare kafka-python consumer reading
+them, raw and JSON-decoded (the ceiling DESIGN §7 measures the daemon against); the
+daemon itself per model template (``stream-al run`` in its own process, as deployed,
+with a simulated oracle answering its queries from the truth); the same pipeline on the
+in-memory bus, which separates the Kafka cost from the learner's; and produce→prediction
+latency at a fixed rate.
+
+This module holds the figures and the pure helpers; ``loops`` the timed loops,
+``daemon`` the daemon under test, ``run`` the order of the phases and ``report`` the
+table and the plot.
+
+Rates are taken from the first record handled to the last ("steady"), which leaves out
+the group join and the daemon's start-up, and also from the start of the phase ("wall").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from consumers.settings import HttpSettings, KafkaSettings, Settings
+from stream_al.budget import BudgetConfig
+from stream_al.errors import StreamAlError
+from stream_al.learner import LearnerConfig
+from stream_al.models import ModelConfig, TemplateName
+from stream_al.simulate.floor import FloorConfig, FloorSimulator
+from stream_al.topics import TopicNames
+
+Row = dict[str, Any]
+#: Progress callback: records done so far in the current phase.
+Tick = Callable[[int], None]
+
+#: Extra record field carrying the producer's send time (DESIGN §2 keeps unknown fields).
+SENT_FIELD = "bench_sent_ns"
+POLL_MAX_RECORDS: int = Settings.model_fields["poll_max_records"].default
+#: A phase making no progress this long has failed; a guard, never a measurement.
+STALL_S = 60.0
+_COUNTERS = {  # result field → (sample name, label, label value); None sums every sample
+    "predicted": ("stream_al_records_total", "outcome", "predicted"),
+    "queried": ("stream_al_records_total", "outcome", "queried"),
+    "labels_applied": ("stream_al_labels_total", "outcome", "applied"),
+    "dead_letters": ("stream_al_dead_letters_total", None, None),
+}
+
+
+#: The template of the latency run: DESIGN §7's target is stated for the linear one.
+LATENCY_TEMPLATE: TemplateName = "logistic"
+
+
+@dataclass(frozen=True)
+class ThroughputOptions:
+    """What ``stream-al bench throughput`` measures and where the results go."""
+
+    records: int = 50_000
+    bootstrap_servers: str | None = None
+    templates: tuple[TemplateName, ...] = ("logistic", "arf")
+    latency_rate: float = 500.0
+    latency_seconds: float = 20.0
+    out: Path = Path("bench-results/throughput.json")
+    plot: Path | None = Path("bench-results/throughput.png")
+    partitions: int = 6
+    budget: float = 0.1
+    oracle: bool = True
+    seed: int = 11
+
+    @property
+    def latency_records(self) -> int:
+        return max(1, round(self.latency_rate * self.latency_seconds))
+
+
+class BenchError(StreamAlError):
+    """A benchmark phase could not complete (the daemon died, a topic stalled)."""
+
+
+class DaemonStalled(BenchError):
+    """The daemon stopped making progress while alive. Seen with kafka-python 3.0.12: the
+    main thread blocks forever in ``KafkaConsumer.poll`` (``send_fetches`` → ``net.run`` →
+    an untimed ``Event.wait``) while the I/O thread idles in ``select``. ``log`` holds the
+    daemon's output, ending with every thread's stack."""
+
+    def __init__(self, message: str, log: Path) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    record_id: str
+    key: bytes
+    value: bytes
+    truth: str
+
+
+def bench_records(count: int, seed: int, measurements: int = 50) -> list[BenchRecord]:
+    """Simulated parametric records as a floor producer sends them, keyed by lot."""
+    config = FloorConfig(run_length=max(count, 100), tests_per_product=measurements)
+    return [BenchRecord(s.record["record_id"], str(s.record["lot_id"]).encode(),
+                        json.dumps(s.record, separators=(",", ":")).encode(), s.truth)
+            for s in FloorSimulator(config, seed).stream(count)]
+
+
+def stamped(value: bytes, sent_ns: int) -> bytes:
+    """A JSON object with the send time appended as one more field.
+
+    >>> stamped(b'{"a":1}', 5)
+    b'{"a":1,"bench_sent_ns":5}'
+    """
+    return b'%s,"%s":%d}' % (value[:-1], SENT_FIELD.encode(), sent_ns)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile, interpolating linearly between closest ranks (numpy's default).
+
+    >>> percentile([4, 1, 3, 2], 50), percentile([1, 2, 3, 4], 100)
+    (2.5, 4.0)
+    """
+    if not values or not 0 <= q <= 100:
+        raise ValueError(f"need values and q in [0, 100], got {len(values)} values, q={q}")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def latency_summary(milliseconds: Sequence[float]) -> Row:
+    """Count, mean, p50/p95/p99 and max of latencies in milliseconds."""
+    if not milliseconds:
+        return {"count": 0}
+    return {"count": len(milliseconds), "mean_ms": statistics.fmean(milliseconds),
+            **{f"p{q}_ms": percentile(milliseconds, q) for q in (50, 95, 99)},
+            "max_ms": max(milliseconds)}
+
+
+def rates(records: int, started: float, first: float, last: float) -> Row:
+    """records/s from the first record handled to the last (steady) and from the start
+    of the phase (wall); times in seconds on one clock.
+
+    >>> rates(101, 0.0, 2.0, 3.0)["records_per_s"]
+    100.0
+    """
+    steady = (records - 1) / (last - first) if records > 1 and last > first else None
+    return {"records": records, "startup_s": first - started, "seconds": last - first,
+            "records_per_s": steady,
+            "records_per_s_wall": records / (last - started) if last > started else None}
+
+
+def ratios(bare_decoded: Sequence[float], pipelines: Mapping[str, float | None],
+           target: float = 0.5, target_template: str = "logistic") -> Row:
+    """Each template's rate over the bare decoding consumer's (the mean of its runs, which
+    bracket the daemon runs in time), and DESIGN §7's verdict."""
+    ceiling = statistics.fmean(bare_decoded)
+    per = {f"{name}_vs_bare_decoded": rate / ceiling if rate else None
+           for name, rate in pipelines.items()}
+    measured = per.get(f"{target_template}_vs_bare_decoded")
+    return {"bare_decoded_records_per_s": ceiling, **per, "target": target,
+            "target_template": target_template,
+            "target_met": None if measured is None else measured >= target}
+
+
+def counters(families: Iterable[Metric]) -> dict[str, int]:
+    """The record, label and dead-letter totals of a daemon's metrics."""
+    found = dict.fromkeys(_COUNTERS, 0)
+    for family in families:
+        for sample in family.samples:
+            for field, (name, label, value) in _COUNTERS.items():
+                if sample.name == name and (label is None or sample.labels.get(label) == value):
+                    found[field] += int(sample.value)
+    return found
+
+
+def learner_config(template: TemplateName, budget: float) -> LearnerConfig:
+    return LearnerConfig(model=ModelConfig(template=template),
+                         budget=BudgetConfig(fraction=budget))
+
+
+def bench_topics(input_topic: str, prefix: str) -> TopicNames:
+    return TopicNames(inputs=(input_topic,), predictions=f"{prefix}.predictions",
+                      requests=f"{prefix}.requests", labels=f"{prefix}.labels",
+                      dlq=f"{prefix}.dlq")
+
+
+def daemon_settings(kafka: KafkaSettings, topics: TopicNames, config: LearnerConfig,
+                    state_dir: Path, port: int) -> Settings:
+    """What the daemon under test runs with: its own group, state and metrics port."""
+    return Settings(kafka=kafka.model_copy(update={"group_id": f"{topics.predictions}-daemon"}),
+                    http=HttpSettings(host="127.0.0.1", port=port), topics=topics,
+                    learner=config, state_dir=state_dir, log_level="WARNING")
+
+
+def latencies(sent: Mapping[bytes, int], arrivals: Sequence[tuple[bytes, int, int]]
+              ) -> tuple[list[float], list[float]]:
+    """Milliseconds from each send to (a) the prediction's arrival at a consumer and (b) its
+    broker timestamp, the moment the daemon sent it. Arrivals are (key, arrived ns, ts ms).
+
+    >>> latencies({b"r1": 1_000_000_000}, [(b"r1", 1_020_000_000, 1_010), (b"x", 0, 0)])
+    ([20.0], [10.0])
+    """
+    known = [(sent[key], arrived, stamp) for key, arrived, stamp in arrivals if key in sent]
+    return ([(arrived - at) / 1e6 for at, arrived, _ in known],
+            [stamp - at / 1e6 for at, _, stamp in known])
+
+
+def record_sizes(records: Sequence[BenchRecord]) -> Row:
+    """Payload sizes in bytes, and what the latency run's send-time field adds."""
+    sizes = [len(r.value) for r in records]
+    first = records[0].value
+    return {"mean": statistics.fmean(sizes), "min": min(sizes), "max": max(sizes),
+            "measurements": len(json.loads(first)["measurements"]),
+            "send_time_field": len(stamped(first, time.time_ns())) - len(first)}
+
+
+def check_stall(progress_at: float, what: str) -> None:
+    """Raise if nothing moved since ``progress_at`` (``time.time()``) for ``STALL_S``."""
+    if time.time() - progress_at > STALL_S:
+        raise BenchError(f"no progress for {STALL_S:.0f} s: {what}")

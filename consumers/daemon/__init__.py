@@ -1,0 +1,1 @@
+"""``stream-al run``: the run loop, its checkpoint store, and its health/metrics HTTP."""

@@ -1,0 +1,1 @@
+"""Who answers queries: the simulated oracle, the labelling desk, the terminal labeller."""

@@ -1,0 +1,82 @@
+"""The desk's Kafka reader: the request and label topics from the beginning, into the state.
+
+No consumer group: every desk (and terminal) reads every partition of the request, label
+and claim topics, so each rebuilds the same queue and the same claims, and a label sent
+from anywhere removes its card everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.kafka.clients import make_consumer, partitions_of
+from consumers.oracle.desk.state import DeskState
+from consumers.settings import KafkaSettings
+from stream_al.errors import BrokerUnavailable
+from stream_al.topics import TopicNames
+
+log = logging.getLogger("stream_al.desk")
+_RETRY_S = 2.0
+
+
+def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
+                stop: threading.Event, claims_topic: str | None = None,
+                poll_ms: int = 200) -> None:
+    """Feed ``state`` until ``stop`` is set; broker trouble is shown, retried, never fatal."""
+    consumer = make_consumer(kafka, None)
+    names = [topics.requests, topics.labels] + ([claims_topic] if claims_topic else [])
+    try:
+        ends = _assign(consumer, names, state, stop)
+        while ends is not None and not stop.is_set():
+            try:
+                _poll_once(consumer, topics, state, poll_ms)
+                if not state.caught_up and _reached(consumer, ends):
+                    state.set_caught_up()
+            except KafkaError as error:
+                state.set_problem(f"Kafka: {error}; retrying")
+                stop.wait(_RETRY_S)
+    finally:
+        consumer.close()
+
+
+def _assign(consumer: KafkaConsumer, names: list[str], state: DeskState,
+            stop: threading.Event) -> dict[TopicPartition, int] | None:
+    """Assign every partition and seek to the start; the end offsets to catch up to."""
+    while not stop.is_set():
+        try:
+            partitions = partitions_of(consumer, names)
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
+            return ends
+        except (BrokerUnavailable, KafkaError) as error:
+            state.set_problem(f"waiting for the topics: {error}")
+            log.warning("desk: %s", error)
+            stop.wait(_RETRY_S)
+    return None
+
+
+def _poll_once(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,
+               poll_ms: int) -> None:
+    batches = consumer.poll(timeout_ms=poll_ms)
+    now = datetime.now(UTC)
+    for partition, records in batches.items():
+        for record in records:
+            where = f"{partition.topic}[{partition.partition}]@{record.offset}"
+            if partition.topic == topics.requests:
+                state.read_request(record.value, where, now)
+            elif partition.topic == topics.labels:
+                state.read_label(record.value, where)
+            else:
+                state.read_claim(record.value, where)
+    state.expire(now)
+
+
+def _reached(consumer: KafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+    return all(consumer.position(partition) >= end for partition, end in ends.items())

@@ -1,0 +1,119 @@
+"""The desk service shared by the web page and the terminal: state, reader thread, producer.
+
+A label is recorded as answered *before* it is sent (so two quick clicks, or two people,
+cannot both get one through) and the send is awaited: the person is told "labelled" only
+once the broker has it; if it is not delivered the card comes back.
+
+With a claim topic, every desk and terminal on the same topics shares its claims; without
+one (``claims_topic=None``), claims live in this process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from consumers.kafka.clients import TopicPlan, create_topics, make_producer
+from consumers.oracle.desk.cards import JSON
+from consumers.oracle.desk.reader import read_topics
+from consumers.oracle.desk.state import DeskState
+from consumers.settings import Settings
+from stream_al.codec import encode
+from stream_al.desk_queue import DEFAULT_LEASE, DeskQueue, LabelRefused
+from stream_al.errors import BrokerUnavailable
+from stream_al.records import OracleLabel, OracleRequest
+
+log = logging.getLogger("stream_al.desk")
+_SEND_TIMEOUT_S = 15.0
+#: Claims matter for minutes; a day of them is plenty to replay at start.
+_CLAIM_RETENTION_MS = str(86_400_000)
+
+
+class DeskService:
+    """Start it, use it from any thread, stop it."""
+
+    def __init__(self, settings: Settings, lease: timedelta = DEFAULT_LEASE,
+                 claims_topic: str | None = None) -> None:
+        self.settings = settings
+        self.claims_topic = claims_topic
+        self.state = DeskState(DeskQueue(lease), self._publish_claim if claims_topic else None)
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._producer: KafkaProducer | None = None
+
+    def start(self) -> None:
+        if self.claims_topic:
+            self._create_claims_topic(self.claims_topic)
+        self._producer = make_producer(self.settings.kafka)
+        self._reader = threading.Thread(
+            target=read_topics, name="desk-reader", daemon=True,
+            args=(self.settings.kafka, self.settings.topics, self.state, self._stop,
+                  self.claims_topic))
+        self._reader.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+
+    def view(self, holder: str, labeler: str) -> JSON:
+        return self.state.view(holder, labeler, _now())
+
+    def current(self, holder: str, labeler: str) -> OracleRequest | None:
+        return self.state.current(holder, labeler, _now())
+
+    def answer(self, query_id: str, label: str, holder: str, labeler: str) -> OracleLabel:
+        """Send the label; raises ``LabelRefused`` or ``BrokerUnavailable``."""
+        label = label.strip()
+        try:
+            OracleLabel(query_id=query_id, label=label, labeler=labeler, labeled_at=_now())
+        except ValidationError:
+            raise LabelRefused("a label must be 1 to 256 characters") from None
+        message, request = self.state.begin_answer(query_id, label, holder, labeler, _now())
+        try:
+            self._send(message)
+        except KafkaError as error:
+            self.state.undo_answer(request)
+            raise BrokerUnavailable(f"the label was not delivered ({error}); try again") from error
+        return message
+
+    def refusal(self, query_id: str, holder: str) -> str | None:
+        return self.state.refusal(query_id, holder, _now())
+
+    def skip(self, query_id: str, holder: str) -> None:
+        self.state.skip(query_id, holder, _now())
+
+    def release(self, holder: str) -> None:
+        self.state.release(holder, _now())
+
+    def _publish_claim(self, payload: bytes) -> None:
+        # Not awaited: the claim takes effect when the reader reads it back; one that is
+        # lost is simply made again (DeskState.CLAIM_TIMEOUT).
+        if self._producer is not None:
+            assert self.claims_topic is not None
+            self._producer.send(self.claims_topic, value=payload)
+
+    def _create_claims_topic(self, name: str) -> None:
+        try:
+            create_topics(self.settings.kafka, [TopicPlan(name, 1, {
+                "retention.ms": _CLAIM_RETENTION_MS})])
+        except (KafkaError, BrokerUnavailable) as error:
+            log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
+
+    def _send(self, message: OracleLabel) -> None:
+        if self._producer is None:
+            raise BrokerUnavailable("the desk is not started")
+        future = self._producer.send(self.settings.topics.labels,
+                                     key=message.query_id.encode(), value=encode(message))
+        future.get(timeout=_SEND_TIMEOUT_S)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,336 @@
+"""The body of ``stream-al produce``: files → sources → validated records → a sink.
+
+Shows a progress bar and every problem on stderr as it happens, then a summary: per file
+the parts or rows read, records sent and problems, and the problems grouped by reason.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from consumers.produce.follow import FolderWatcher, Ledger
+from consumers.produce.items import Item, Problem
+from consumers.produce.publish import DryRunSink, FileOutcome, KafkaSink, Pacer, Sink, publish_items
+from consumers.produce.stdf.source import LabelFrom, StdfSource
+from consumers.produce.tabular.source import ColumnMapping, MappingError, TabularSource
+from consumers.settings import KafkaSettings
+from stream_al.errors import BrokerUnavailable
+
+FileFormat = Literal["auto", "stdf", "csv", "jsonl"]
+KnownFormat = Literal["stdf", "csv", "jsonl"]
+SUFFIXES: dict[KnownFormat, tuple[str, ...]] = {
+    "stdf": (".stdf", ".std", ".stdf.gz", ".std.gz"),
+    "csv": (".csv", ".csv.gz"),
+    "jsonl": (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"),
+}
+#: How often (in items) the progress bar is moved: often enough, cheap enough.
+PROGRESS_EVERY = 64
+
+
+def detect_format(path: Path, requested: FileFormat) -> KnownFormat | None:
+    """The format ``requested``, or the one the file name says; None if it says none."""
+    if requested != "auto":
+        return requested
+    name = path.name.lower()
+    for fmt, endings in SUFFIXES.items():
+        if name.endswith(endings):
+            return fmt
+    return None
+
+
+@dataclass(frozen=True)
+class ProduceOptions:
+    """Everything ``stream-al produce`` was asked to do with each file."""
+
+    file_format: FileFormat = "auto"
+    label_from: LabelFrom = "none"
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    key_field: str = "record_id"
+    rate: float = 0.0
+
+
+@dataclass
+class FileReport:
+    """One row of the summary."""
+
+    path: str
+    file_format: str
+    read: int = 0
+    sent: int = 0
+    problems: int = 0
+    note: str = ""
+
+
+@dataclass
+class Totals:
+    """Everything the summary shows, across files."""
+
+    files: list[FileReport] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def problems(self) -> int:
+        return sum(self.reasons.values())
+
+
+class Producer:
+    """Publishes files one after another into ``sink``, keeping the totals."""
+
+    def __init__(self, sink: Sink, options: ProduceOptions, console: Console) -> None:
+        self.sink, self.options, self.console = sink, options, console
+        self.totals = Totals()
+        self.stop = threading.Event()
+        self._pacer = Pacer(options.rate)
+        self._current: FileReport | None = None
+        self._delivered_before, self._failures_seen = 0, 0
+
+    def source(self, path: Path) -> StdfSource | TabularSource | None:
+        """The reader for ``path``, or None when its format is unknown."""
+        fmt = detect_format(path, self.options.file_format)
+        if fmt == "stdf":
+            return StdfSource(path, self.options.label_from, product=self.options.mapping.product)
+        if fmt is not None:
+            return TabularSource(path, self.options.mapping, fmt)
+        return None
+
+    def publish(self, path: Path, progress: Progress) -> FileReport:
+        """Publish one file; the report says what became of it.
+
+        Problems are counted as they come and deliveries when the sink settles them, so
+        the report is right even when the broker is lost half-way (BrokerUnavailable).
+        """
+        source = self.source(path)
+        report = FileReport(str(path), detect_format(path, self.options.file_format) or "?")
+        self.totals.files.append(report)
+        if source is None:
+            reason = "unknown format: name it .stdf/.std(.gz), .csv or .jsonl, or pass --format"
+            self._count(report, Problem(str(path), "file", "unknown format", reason))
+            return report
+        self._current, self._delivered_before = report, self.sink.delivered
+        task = progress.add_task(path.name, total=path.stat().st_size)
+        try:
+            outcome = self._publish_items(source, report, progress, task)
+        finally:
+            report.read = source.parts_read if isinstance(source, StdfSource) else source.rows_read
+        self.sink.flush()
+        self.settle_deliveries()
+        report.note = "interrupted" if outcome.stopped else ""
+        progress.update(task, completed=path.stat().st_size)
+        return report
+
+    def _publish_items(
+        self,
+        source: StdfSource | TabularSource,
+        report: FileReport,
+        progress: Progress,
+        task: TaskID,
+    ) -> FileOutcome:
+        seen = 0
+
+        def on_item(item: Item) -> None:
+            nonlocal seen
+            seen += 1
+            if isinstance(item, Problem):
+                self._count(report, item)
+            if seen % PROGRESS_EVERY == 0:
+                progress.update(task, completed=source.raw_bytes_read)
+
+        return publish_items(
+            source, self.sink, self.options.key_field, self._pacer, on_item, self.stop.is_set
+        )
+
+    def settle_deliveries(self) -> None:
+        """Credit the current file with what the sink has settled since the last call."""
+        if self._current is None:
+            return
+        self._current.sent = self.sink.delivered - self._delivered_before
+        for failure in self.sink.failures[self._failures_seen :]:
+            self._count(self._current, failure)
+        self._failures_seen = len(self.sink.failures)
+
+    def _count(self, report: FileReport, problem: Problem) -> None:
+        say(self.console, f"problem ({problem.kind}): {problem}")
+        report.problems += problem.records
+        self.totals.reasons[problem.kind] += problem.records
+
+    def publish_for_ledger(self, path: Path, progress: Progress) -> Mapping[str, object] | None:
+        """Follow mode: the ledger summary, or None to retry (interrupted, undelivered)."""
+        failures_before = len(self.sink.failures)
+        report = self.publish(path, progress)
+        if report.note == "interrupted" or len(self.sink.failures) > failures_before:
+            return None
+        return {"records": report.sent, "problems": report.problems}
+
+    @property
+    def current_report(self) -> FileReport | None:
+        return self._current
+
+    @property
+    def interrupted(self) -> bool:
+        return any(r.note == "interrupted" for r in self.totals.files)
+
+
+def say(console: Console, text: str) -> None:
+    """One line, as is: no markup, no colours guessed, never wrapped (logs are grepped)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def summary_tables(totals: Totals) -> list[Table]:
+    """The per-file table and, if anything was skipped, the reasons table."""
+    files = Table(title="stream-al produce", title_justify="left")
+    for name in ("file", "format", "parts/rows read", "records sent", "problems", "note"):
+        files.add_column(
+            name, justify="left" if name in ("file", "format") else "right", overflow="fold"
+        )
+    for r in totals.files:
+        files.add_row(r.path, r.file_format, str(r.read), str(r.sent), str(r.problems), r.note)
+    sent, read = sum(r.sent for r in totals.files), sum(r.read for r in totals.files)
+    files.add_row(f"{len(totals.files)} file(s)", "", str(read), str(sent), str(totals.problems))
+    if not totals.reasons:
+        return [files]
+    reasons = Table(title="not sent, by reason", title_justify="left")
+    reasons.add_column("reason")
+    reasons.add_column("parts/rows", justify="right")
+    for reason, count in totals.reasons.most_common():
+        reasons.add_row(reason, str(count))
+    return [files, reasons]
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask for a clean stop (after the record in hand), nothing more."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NO_BROKER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def preflight(files: list[Path], producer: Producer) -> list[str]:
+    """Every reason not to start: unknown formats, mappings that do not fit a file."""
+    errors = []
+    for path in files:
+        source = producer.source(path)
+        if source is None:
+            errors.append(
+                f"{path}: unknown format: name it .stdf/.std(.gz), .csv or .jsonl, or pass --format"
+            )
+        elif isinstance(source, TabularSource):
+            try:
+                source.check()
+            except MappingError as error:
+                errors.append(str(error))
+    return errors
+
+
+def run_produce(
+    files: list[Path],
+    options: ProduceOptions,
+    *,
+    topic: str,
+    kafka: KafkaSettings,
+    dry_run: bool,
+    follow: Path | None,
+    state_dir: Path | None,
+    poll_interval: float,
+    polls: int | None,
+    flush_timeout: float,
+) -> int:
+    """Publish ``files``, then follow a folder if asked; returns the exit status."""
+    console = Console(stderr=True)
+    producer = Producer(DryRunSink(sys.stdout), options, console)
+    if errors := preflight(files, producer):
+        for error in errors:
+            say(console, f"error: {error}")
+        return EXIT_USAGE
+    try:
+        producer.sink = (
+            DryRunSink(sys.stdout) if dry_run else KafkaSink.connect(topic, kafka, flush_timeout)
+        )
+    except BrokerUnavailable as error:
+        say(console, f"error: {error}; nothing was sent")
+        return EXIT_NO_BROKER
+    broker_lost = _run(producer, files, follow, state_dir, poll_interval, polls)
+    for table in summary_tables(producer.totals):
+        console.print(table)
+    return _exit_status(producer, broker_lost, follow is not None)
+
+
+def _run(
+    producer: Producer,
+    files: list[Path],
+    follow: Path | None,
+    state_dir: Path | None,
+    poll_interval: float,
+    polls: int | None,
+) -> bool:
+    try:
+        with stop_on_signals(producer.stop), progress_bar(producer.console) as progress:
+            for path in files:
+                if not producer.stop.is_set():
+                    producer.publish(path, progress)
+            if follow is not None and state_dir is not None and not producer.stop.is_set():
+                watcher = FolderWatcher(
+                    follow,
+                    Ledger(state_dir),
+                    lambda p: detect_format(p, producer.options.file_format) is not None,
+                    lambda p: producer.publish_for_ledger(p, progress),
+                )
+                watcher.run(producer.stop, poll_interval, polls)
+    except BrokerUnavailable as error:
+        say(producer.console, f"error: {error}; stopped")
+        if producer.current_report is not None:
+            producer.current_report.note = "broker lost"
+        return True
+    finally:
+        producer.sink.close()  # a last flush: whatever it settles is still credited
+        producer.settle_deliveries()
+    return False
+
+
+def _exit_status(producer: Producer, broker_lost: bool, following: bool) -> int:
+    if broker_lost or producer.totals.problems:
+        return EXIT_PROBLEMS
+    return EXIT_INTERRUPTED if producer.interrupted and not following else EXIT_OK

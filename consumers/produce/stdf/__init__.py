@@ -1,0 +1,1 @@
+"""STDF V4 files as input records: a record reader and the per-part source."""

@@ -1,0 +1,1 @@
+"""CSV and JSON-lines files as input records: the column mapping and value parsing."""
