@@ -1,7 +1,7 @@
 """Replay a labelled stream through the learner with a simulated oracle.
 
-The oracle answers each query from the true label after ``delay`` further records,
-as an engineer would answer later. Every record is predicted before any label about
+The simulated oracle answers each query from the true label after ``delay`` further
+records, as an engineer would answer later. Every record is predicted before any label about
 it is known (prequential, test-then-train), so accuracy is measured on the whole
 stream, queried or not. This is the engine of ``stream-al bench labels``.
 """
@@ -9,14 +9,14 @@ stream, queried or not. This is the engine of ``stream-al bench labels``.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from stream_al.evaluation import LearningCurve
 from stream_al.learner import Learner, LearnerConfig
-from stream_al.records import OracleLabel, Record
+from stream_al.oracle import SimulatedOracle
+from stream_al.records import Record
 
 #: A record and the class the oracle would answer for it.
 Labelled = tuple[Record, str]
@@ -53,24 +53,6 @@ class ReplayResult:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-@dataclass
-class _Oracle:
-    """Answers after ``delay`` records, from the truth remembered at query time."""
-
-    delay: int
-    due: deque[tuple[int, str, str]] = field(default_factory=deque)
-
-    def ask(self, index: int, query_id: str, truth: str) -> None:
-        self.due.append((index + self.delay, query_id, truth))
-
-    def answers(self, index: int) -> list[tuple[str, str]]:
-        ready = []
-        while self.due and self.due[0][0] <= index:
-            _, query_id, truth = self.due.popleft()
-            ready.append((query_id, truth))
-        return ready
-
-
 def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay: int = 0,
            curve_points: int = 150, on_progress: Callable[[int], None] | None = None,
            ) -> ReplayResult:
@@ -83,21 +65,24 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
     >>> 0 < result.labels_used < 200 and result.records == 200
     True
     """
-    learner, oracle = Learner(config), _Oracle(delay)
+    learner = Learner(config)
+    truths: dict[str, str] = {}  # query id → the truth remembered at query time
+    oracle = SimulatedOracle(lambda request: truths.pop(request.query_id),
+                             delay_records=delay, labeler="replay")
     result = ReplayResult(curve=LearningCurve.for_run(total, curve_points))
     every = max(1, total // curve_points)
     started = time.perf_counter()
     for index, (record, truth) in enumerate(stream):
         now = record.ts if record.ts.tzinfo else _EPOCH + timedelta(seconds=index)
-        for query_id, answer in oracle.answers(index):
-            label = OracleLabel(query_id=query_id, label=answer, labeler="replay", labeled_at=now)
+        for label in oracle.due(now, record_index=index):
             result.labels_used += learner.apply(label).outcome == "applied"
         decision = learner.decide(record, now)
         hit = decision.prediction.predicted == truth
         _score(result, truth, hit, last20=index >= total * 0.8)
         result.curve.update(hit, result.labels_used)
         if decision.request is not None:
-            oracle.ask(index, decision.request.query_id, truth)
+            truths[decision.request.query_id] = truth
+            oracle.offer(decision.request, now, record_index=index)
         if on_progress and index % every == every - 1:
             on_progress(every)
     result.seconds = time.perf_counter() - started

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from consumers.kafka.clients import make_consumer, make_producer
+from consumers.kafka.clients import make_consumer
+from consumers.kafka.sink import KafkaSink
 from consumers.settings import Settings
+from stream_al.bus import Outgoing
 from stream_al.codec import decode_request, encode
-from stream_al.errors import DecodeError
+from stream_al.errors import BrokerUnavailable, DecodeError
 from stream_al.oracle import SimulatedOracle, TruthLookup, truth_from_record
 from stream_al.records import OracleRequest
 
@@ -63,7 +65,7 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     """Answer until stopped, idle for ``idle_exit_s``, or ``max_labels`` sent."""
     consumer = make_consumer(settings.kafka, group)
     consumer.subscribe([settings.topics.requests])
-    producer = make_producer(settings.kafka)
+    sink: KafkaSink[str] = KafkaSink.connect(settings.kafka)
     sent, last_activity = 0, datetime.now(UTC)
     try:
         while not stop.is_set() and (max_labels is None or sent < max_labels):
@@ -73,22 +75,25 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
                     _offer(oracle, record.value, now)
                     last_activity = now
             for label in oracle.due(now):
-                producer.send(settings.topics.labels, key=label.query_id.encode(),
-                              value=encode(label))
+                sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
+                                   encode(label)))
                 sent += 1
                 last_activity = now
-            producer.flush()
+            sink.flush()
+            if failures := sink.take_failures():
+                raise BrokerUnavailable(f"{len(failures)} labels were not delivered "
+                                        f"({failures[0].reason})")
             consumer.commit_async()
             idle = (now - last_activity).total_seconds()
             if idle_exit_s is not None and idle >= idle_exit_s and not len(oracle):
                 break
-    except KafkaError as error:
+    except (KafkaError, BrokerUnavailable) as error:
         log.error("Kafka failed: %s", error)
         return 1
     finally:
-        producer.flush()
-        consumer.close(autocommit=True)
-        producer.close(timeout=5)
+        sink.flush()
+        consumer.close(autocommit=not sink.take_failures())
+        sink.close()
     log.info("sent %d labels; %d queries had no known truth", sent, oracle.unanswerable)
     return 0
 

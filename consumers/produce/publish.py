@@ -8,17 +8,18 @@ callbacks, so a record the broker never acknowledged is reported, not assumed se
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from consumers.produce.items import Item, Parsed, Problem
+from stream_al.bus import Outgoing
 from stream_al.codec import decode_record, encode
 from stream_al.errors import BrokerUnavailable, DecodeError
 
 if TYPE_CHECKING:
+    from consumers.kafka.sink import KafkaSink
     from consumers.settings import KafkaSettings
 
 
@@ -71,96 +72,55 @@ class DryRunSink:
         self.flush()
 
 
-class KafkaSink:
-    """An idempotent kafka-python producer (acks=all) that accounts for every record.
-
-    Each record is pending until the broker acknowledges it or refuses it. ``flush``
-    waits; records still pending at its timeout are reported as not acknowledged (file
-    and positions) and no later callback counts them again.
+class KafkaRecordSink:
+    """Input records through the project's one Kafka sink, each known by its file and
+    position, so a record the broker never acknowledged is reported where it was read.
+    Records still pending when ``flush`` gives up are reported once, grouped by file.
     """
 
-    def __init__(self, topic: str, producer: Any, flush_timeout_s: float) -> None:
-        self.topic, self._producer, self._flush_timeout_s = topic, producer, flush_timeout_s
-        self._lock = threading.Lock()
-        self._pending: dict[int, tuple[str, str]] = {}
-        self._sequence, self._delivered = 0, 0
+    def __init__(self, topic: str, sink: KafkaSink[tuple[str, str]]) -> None:
+        self.topic, self._sink = topic, sink
         self._failures: list[Problem] = []
 
     @classmethod
-    def connect(cls, topic: str, kafka: KafkaSettings, flush_timeout_s: float) -> KafkaSink:
-        """A sink on a new producer; :class:`BrokerUnavailable` if no broker answers.
+    def connect(cls, topic: str, kafka: KafkaSettings, flush_timeout_s: float
+                ) -> KafkaRecordSink:
+        """:class:`BrokerUnavailable` if no broker answers; security settings (SASL, TLS)
+        pass through from the configuration."""
+        from consumers.kafka.sink import KafkaSink
 
-        Security settings (SASL, TLS) pass through from the configuration.
-        """
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
-        try:
-            producer = KafkaProducer(
-                **kafka.client_options(),
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=20,
-                max_block_ms=15_000,
-                bootstrap_timeout_ms=10_000,
-            )
-        except KafkaError as exc:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
-            servers = ",".join(kafka.bootstrap_servers)
-            raise BrokerUnavailable(f"no Kafka broker answers at {servers}") from exc
-        return cls(topic, producer, flush_timeout_s)
+        return cls(topic, KafkaSink.connect(kafka, flush_timeout_s))
 
     @property
     def delivered(self) -> int:
-        return self._delivered
+        return self._sink.delivered
 
     @property
     def failures(self) -> list[Problem]:
+        self._collect()
         return self._failures
 
     def send(self, key: bytes | None, value: bytes, file: str, position: str) -> None:
-        from kafka.errors import KafkaError
-
         try:
-            future = self._producer.send(self.topic, key=key, value=value)
-        except KafkaError as exc:  # metadata or buffer timeout: the broker is not there
-            reason = f"the broker did not take the record ({exc!r})"
-            raise BrokerUnavailable(f"{file}: {position}: {reason}") from exc
-        with self._lock:
-            sequence, self._sequence = self._sequence, self._sequence + 1
-            self._pending[sequence] = (file, position)
-        future.add_callback(self._on_delivered, sequence)
-        future.add_errback(self._on_failed, sequence)
-
-    def _on_delivered(self, sequence: int, _metadata: object) -> None:
-        with self._lock:
-            if self._pending.pop(sequence, None) is not None:
-                self._delivered += 1
-
-    def _on_failed(self, sequence: int, exc: BaseException) -> None:
-        with self._lock:
-            where = self._pending.pop(sequence, None)
-            if where is not None:
-                reason = f"not delivered: {exc!r}"
-                self._failures.append(Problem(*where, "delivery failed", reason))
+            self._sink.send(Outgoing(self.topic, key, value), (file, position))
+        except BrokerUnavailable as error:
+            raise BrokerUnavailable(f"{file}: {position}: {error}") from error
 
     def flush(self) -> None:
-        from kafka.errors import KafkaTimeoutError
-
-        try:
-            self._producer.flush(timeout=self._flush_timeout_s)
-        except KafkaTimeoutError:
-            with self._lock:
-                lost, self._pending = list(self._pending.values()), {}
-            self._failures += _unacknowledged(lost, self._flush_timeout_s)
+        self._sink.flush()
+        self._collect()
 
     def close(self) -> None:
-        from kafka.errors import KafkaError
-
         self.flush()
-        try:
-            self._producer.close(timeout=5)
-        except KafkaError:
-            pass  # whatever was still pending has just been reported by flush()
+        self._sink.close()
+
+    def _collect(self) -> None:
+        failures = self._sink.take_failures()
+        lost = [f.tag for f in failures if f.timed_out]
+        self._failures += [Problem(*f.tag, "delivery failed", f.reason)
+                           for f in failures if not f.timed_out]
+        if lost:
+            self._failures += _unacknowledged(lost, self._sink.flush_timeout_s)
 
 
 def _unacknowledged(lost: list[tuple[str, str]], timeout_s: float) -> list[Problem]:

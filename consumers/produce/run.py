@@ -30,7 +30,14 @@ from rich.table import Table
 
 from consumers.produce.follow import FolderWatcher, Ledger
 from consumers.produce.items import Item, Problem
-from consumers.produce.publish import DryRunSink, FileOutcome, KafkaSink, Pacer, Sink, publish_items
+from consumers.produce.publish import (
+    DryRunSink,
+    FileOutcome,
+    KafkaRecordSink,
+    Pacer,
+    Sink,
+    publish_items,
+)
 from consumers.produce.stdf.source import LabelFrom, StdfSource
 from consumers.produce.tabular.source import ColumnMapping, MappingError, TabularSource
 from consumers.settings import KafkaSettings
@@ -287,7 +294,9 @@ def run_produce(
         return EXIT_USAGE
     try:
         producer.sink = (
-            DryRunSink(sys.stdout) if dry_run else KafkaSink.connect(topic, kafka, flush_timeout)
+            DryRunSink(sys.stdout)
+            if dry_run
+            else KafkaRecordSink.connect(topic, kafka, flush_timeout)
         )
     except BrokerUnavailable as error:
         say(console, f"error: {error}; nothing was sent")

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from consumers.produce.items import Item, Parsed
-from consumers.produce.publish import DryRunSink, KafkaSink, Pacer, Sink, publish_items
+from consumers.produce.publish import DryRunSink, KafkaRecordSink, Pacer, Sink, publish_items
 from consumers.produce.run import EXIT_NO_BROKER, EXIT_OK, EXIT_PROBLEMS, stop_on_signals
 from consumers.settings import KafkaSettings
 from stream_al.errors import BrokerUnavailable
@@ -46,7 +46,7 @@ def run_simulated(records: int, seed: int, rate: float, topic: str, kafka: Kafka
     console = Console(stderr=True)
     try:
         sink: Sink = (DryRunSink(sys.stdout) if dry_run
-                      else KafkaSink.connect(topic, kafka, flush_timeout))
+                      else KafkaRecordSink.connect(topic, kafka, flush_timeout))
     except BrokerUnavailable as error:
         console.print(f"error: {error}; nothing was sent")
         return EXIT_NO_BROKER

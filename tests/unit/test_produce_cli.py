@@ -132,7 +132,7 @@ def test_message_keys_follow_the_key_option(tmp_path: Path) -> None:
 def test_delivery_failures_are_counted_reported_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(produce_run.KafkaSink, "connect", lambda *a: FakeSink(fail_every=2))
+    monkeypatch.setattr(produce_run.KafkaRecordSink, "connect", lambda *a: FakeSink(fail_every=2))
     result = produce(stdf(tmp_path / "d.stdf", parts=4))
     assert result.exit_code == 1
     assert result.stderr.count("delivery failed") >= 2
@@ -145,7 +145,7 @@ def test_no_broker_exits_3_and_sends_nothing(
     def refuse(*args: object) -> None:
         raise BrokerUnavailable("no Kafka broker answers at localhost:1")
 
-    monkeypatch.setattr(produce_run.KafkaSink, "connect", refuse)
+    monkeypatch.setattr(produce_run.KafkaRecordSink, "connect", refuse)
     result = produce("--bootstrap-servers", "localhost:1", stdf(tmp_path / "n.stdf"))
     assert result.exit_code == 3 and "nothing was sent" in result.stderr
 
@@ -280,10 +280,11 @@ class FutureProducer:
 def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
     from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
 
-    from consumers.produce.publish import KafkaSink
+    from consumers.kafka.sink import KafkaSink
+    from consumers.produce.publish import KafkaRecordSink
 
     producer = FutureProducer()
-    sink = KafkaSink("ate.parametric", producer, flush_timeout_s=1)
+    sink = KafkaRecordSink("ate.parametric", KafkaSink(producer, flush_timeout_s=1))
     for n in range(1, 5):
         sink.send(b"k", b"{}", "f.stdf", f"part {n}")
     producer.futures[0].success("metadata")

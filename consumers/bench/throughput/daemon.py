@@ -45,7 +45,9 @@ from consumers.bench.throughput.options import (
     learner_config,
     rates,
 )
-from consumers.kafka.clients import make_consumer, partitions_of, topic_plan
+from consumers.kafka.clients import make_consumer
+from consumers.kafka.sources import partitions_of
+from consumers.kafka.topics import topic_plan
 from consumers.oracle.simulate import run_oracle
 from consumers.settings import KafkaSettings, Settings
 from stream_al.models import TemplateName

@@ -26,13 +26,9 @@ from consumers.bench.throughput.options import (
     rates,
     stamped,
 )
-from consumers.kafka.clients import (
-    TopicPlan,
-    create_topics,
-    make_consumer,
-    make_producer,
-    partitions_of,
-)
+from consumers.kafka.clients import make_consumer, make_producer
+from consumers.kafka.sources import partitions_of
+from consumers.kafka.topics import TopicPlan, create_topics
 from consumers.settings import KafkaSettings
 from stream_al.inmemory import InMemoryLoop
 from stream_al.learner import Learner, LearnerConfig

@@ -45,7 +45,7 @@ from consumers.bench.throughput.options import (
     ratios,
     record_sizes,
 )
-from consumers.kafka.clients import TopicPlan
+from consumers.kafka.topics import TopicPlan
 from consumers.settings import KafkaSettings
 from stream_al import __version__
 from stream_al.models import TemplateName

@@ -1,0 +1,70 @@
+"""The topics the daemon uses: how each is laid out, and creating what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from consumers.kafka.clients import MAX_MESSAGE_BYTES
+from consumers.settings import KafkaSettings
+from stream_al.topics import TopicNames
+
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    name: str
+    partitions: int
+    config: Mapping[str, str]
+
+
+def topic_plan(topics: TopicNames, input_partitions: int = 6) -> list[TopicPlan]:
+    """Partition counts and retention for every topic the daemon uses.
+
+    The label topic has ONE partition: it is the total order every replica applies
+    labels in. Requests and labels are kept forever (they are budget-sized), because a
+    new replica rebuilds its models by replaying them. Claims matter for minutes; a day
+    of them is plenty for a desk to replay at start.
+    """
+    week, month = str(7 * _DAY_MS), str(30 * _DAY_MS)
+    plans = [TopicPlan(name, input_partitions, {"retention.ms": week}) for name in topics.inputs]
+    return plans + [
+        TopicPlan(topics.predictions, input_partitions, {"retention.ms": week}),
+        TopicPlan(topics.requests, 3, {"retention.ms": "-1"}),
+        TopicPlan(topics.labels, 1, {"retention.ms": "-1"}),
+        TopicPlan(topics.dlq, 1, {"retention.ms": month,
+                                  "max.message.bytes": str(MAX_MESSAGE_BYTES)}),
+        claims_plan(topics.claims),
+    ]
+
+
+def claims_plan(name: str) -> TopicPlan:
+    """The desk claim topic: one partition, so every desk reads claims in one order."""
+    return TopicPlan(name, 1, {"retention.ms": str(_DAY_MS)})
+
+
+def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
+                  replication: int = 1) -> dict[str, str]:
+    """Create what is missing; an existing topic is left alone. Returns name → outcome."""
+    admin = KafkaAdminClient(**kafka.client_options())
+    outcome: dict[str, str] = {}
+    try:
+        existing = set(admin.list_topics())
+        for plan in plans:
+            if plan.name in existing:
+                outcome[plan.name] = "exists"
+                continue
+            try:
+                admin.create_topics([NewTopic(plan.name, plan.partitions, replication,
+                                              topic_configs=dict(plan.config))])
+                outcome[plan.name] = f"created ({plan.partitions} partitions)"
+            except TopicAlreadyExistsError:
+                outcome[plan.name] = "exists"
+    finally:
+        admin.close()
+    return outcome

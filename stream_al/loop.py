@@ -1,0 +1,53 @@
+"""One turn of the daemon's loop, the same on Kafka and on the in-memory bus.
+
+Requests and labels first (so the model is as up to date as the log allows), then the
+labels that waited for their request, then one batch of input records. The transport
+only differs in how it answers ``requests_read_below``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from stream_al.bus import Outgoing, Sink, Source
+from stream_al.pipeline import Pipeline
+
+
+class LogSource(Source, Protocol):
+    """The request and label topics, read in one order by every replica."""
+
+    def requests_read_below(self, waiting: bool) -> int | None:
+        """With labels ``waiting`` for their request: the label offset below which every
+        label's request, if it was ever written, has been read; else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    records: int
+    labels: int
+
+
+def step(pipeline: Pipeline, logs: LogSource, inputs: Source, sink: Sink, now: datetime,
+         max_records: int, max_log_records: int | None = None) -> StepCounts:
+    """Poll the logs and one batch of inputs, hand each message to the pipeline and
+    send what it returns; the counts say what was read."""
+    labels = 0
+    for message in logs.poll(max_log_records or max_records):
+        labels += message.topic == pipeline.topics.labels
+        _send(sink, pipeline.handle(message, now))
+    below = logs.requests_read_below(waiting=bool(pipeline.waiting_labels))
+    if below is not None:
+        _send(sink, pipeline.drain_labels(requests_caught_up=True, now=now, labels_below=below))
+    batch = inputs.poll(max_records)
+    for message in batch:
+        _send(sink, pipeline.handle(message, now))
+    return StepCounts(len(batch), labels)
+
+
+def _send(sink: Sink, messages: Iterable[Outgoing]) -> None:
+    for message in messages:
+        sink.send(message)
