@@ -1,7 +1,8 @@
 """The ``stream-al`` command line.
 
 Commands live one concept per module in ``consumers/commands/``; each module exposes
-``register(cli: Cli)`` and is discovered here, so adding a command never edits this file.
+``register(cli: Cli)`` and is discovered here, so adding a command never edits this file
+(``commands/_options.py`` holds what they share).
 Command modules import heavy dependencies (River, Kafka) inside their functions so that
 ``stream-al --help`` answers at once.
 """
@@ -52,6 +53,8 @@ def build_cli() -> typer.Typer:
 
     cli = Cli(app=app)
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue  # shared helpers, not a command
         importlib.import_module(f"{commands.__name__}.{module.name}").register(cli)
     for group in (cli.oracle, cli.bench, cli.topics, cli.config):
         if group.registered_commands:

@@ -87,6 +87,21 @@ class CheckpointSettings(BaseModel):
     every_labels: int = Field(200, ge=1, description="also checkpoint after this many labels")
 
 
+class DeskSettings(BaseModel):
+    """The labelling desk (``stream-al desk``) and the terminal labeller."""
+
+    model_config = _FROZEN
+
+    host: str = Field("127.0.0.1", description="address the desk listens on (0.0.0.0: the LAN)")
+    port: int = Field(8765, ge=0, le=65535, description="desk port; 0 picks a free port")
+    labeler: str | None = Field(None, min_length=1, max_length=256,
+                                description="name on every label; unset: each person logs in")
+    claim_minutes: float = Field(5.0, ge=0.05, description="minutes a card stays reserved "
+                                 "for whoever opened it")
+    local_claims: bool = Field(False, description="keep claims in this process only (then run "
+                               "no other desk or terminal on these topics)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAM_AL_", env_nested_delimiter="__",
                                       frozen=True, extra="forbid")
@@ -96,6 +111,7 @@ class Settings(BaseSettings):
     topics: TopicNames = TopicNames()
     learner: LearnerConfig = LearnerConfig()
     checkpoint: CheckpointSettings = CheckpointSettings()
+    desk: DeskSettings = DeskSettings()
     state_dir: Path = Field(Path("state"), description="where checkpoints live (0700)")
     poll_max_records: int = Field(500, ge=1, le=100_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stream_al.reasons import Reason
 
@@ -67,50 +67,20 @@ class BudgetConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fraction: float = Field(0.1, description="B: share of records that may be queried")
-    window: int = Field(1000, description="w: records over which B is measured")
+    fraction: float = Field(0.1, gt=0.0, le=1.0,
+                            description="B: share of records that may be queried, in (0, 1], "
+                            "e.g. 0.1 for 10%")
+    window: int = Field(1000, ge=1, description="w: records over which B is measured "
+                        "(paper: 1000)")
     audit_fraction: float = Field(
-        default_factory=_default_audit,
+        default_factory=_default_audit, ge=0.0, lt=1.0,
         description="A: share of records for random audits, within B "
         "(default min(0.01, B/10), or 0 if w·A < 1)",
     )
-    queries_per_hour: float | None = Field(None, description="oracle capacity, all models")
-    max_pending: int | None = Field(None, description="most unanswered queries, all models")
-
-    @field_validator("fraction")
-    @classmethod
-    def _fraction_in_range(cls, value: float) -> float:
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {value}: e.g. 0.1 for 10%")
-        return value
-
-    @field_validator("window")
-    @classmethod
-    def _window_positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"window must be ≥ 1 record, got {value}: the paper uses 1000")
-        return value
-
-    @field_validator("audit_fraction")
-    @classmethod
-    def _audit_in_range(cls, value: float) -> float:
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"audit_fraction must be in [0, fraction), got {value}")
-        return value
-
-    @field_validator("queries_per_hour")
-    @classmethod
-    def _rate_positive(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0.0:
-            raise ValueError(f"queries_per_hour must be > 0, got {value}: or unset it")
-        return value
-
-    @field_validator("max_pending")
-    @classmethod
-    def _pending_positive(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"max_pending must be ≥ 1, got {value}: or unset it")
-        return value
+    queries_per_hour: float | None = Field(None, gt=0.0, description="oracle capacity, all "
+                                           "models, > 0 (or unset)")
+    max_pending: int | None = Field(None, ge=1, description="most unanswered queries, all "
+                                    "models, ≥ 1 (or unset)")
 
     @model_validator(mode="after")
     def _shares_fit_the_window(self) -> BudgetConfig:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.oracle.desk.service import DeskService
-from consumers.settings import Settings
+from consumers.settings import DeskSettings, Settings
 from stream_al.codec import decode_label, encode
 from stream_al.reasons import Reason
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
@@ -38,7 +38,7 @@ class RecordingDesk(DeskService):
     """A desk whose labels go to a list instead of Kafka, fed requests by hand."""
 
     def __init__(self) -> None:
-        super().__init__(Settings())
+        super().__init__(Settings(desk=DeskSettings(local_claims=True)))
         self.sent: list[OracleLabel] = []
         self.state.set_caught_up()
 

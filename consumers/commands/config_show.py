@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from consumers.cli import Cli
+from consumers.commands._options import ConfigOption, settings_or_exit
 
 
 def register(cli: Cli) -> None:
     @cli.config.command("show")
     def show(
-        config: Annotated[Path | None, typer.Option(
-            "--config", help="settings file (default: $STREAM_AL_CONFIG)")] = None,
+        config: ConfigOption = None,
         output: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
     ) -> None:
         """Print the settings the daemon would run with (file + environment)."""
@@ -22,15 +21,9 @@ def register(cli: Cli) -> None:
 
         import yaml
 
-        from consumers.settings import load_settings, masked
-        from stream_al.errors import ConfigError
+        from consumers.settings import masked
 
-        try:
-            settings = load_settings(config)
-        except ConfigError as error:
-            typer.echo(f"stream-al config show: {error}", err=True)
-            raise typer.Exit(2) from None
-        data = masked(settings)
+        data = masked(settings_or_exit("config show", config))
         if output == "json":
             typer.echo(json.dumps(data, indent=2))
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -11,12 +10,20 @@ from typing import Annotated
 import typer
 
 from consumers.cli import Cli
+from consumers.commands._options import (
+    BootstrapOption,
+    ConfigOption,
+    fail,
+    settings_or_exit,
+    setup_logging,
+)
 
 
 def register(cli: Cli) -> None:
     @cli.oracle.command("simulate")
     def simulate(
-        config: Annotated[Path | None, typer.Option("--config", help="settings file")] = None,
+        config: ConfigOption = None,
+        bootstrap_servers: BootstrapOption = None,
         truth: Annotated[Path | None, typer.Option(
             help="CSV (record_id,label) or JSONL of true labels; default: the label inside "
                  "each request's record", exists=True, dir_okay=False)] = None,
@@ -33,16 +40,13 @@ def register(cli: Cli) -> None:
     ) -> None:
         """Answer oracle requests from ground truth, after a delay, with optional noise."""
         from consumers.oracle.simulate import make_oracle, run_oracle
-        from consumers.settings import load_settings
-        from stream_al.errors import ConfigError
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
+        settings = settings_or_exit("oracle simulate", config, bootstrap_servers)
         try:
-            settings = load_settings(config)
             oracle = make_oracle(delay, noise, per_minute, seed, labeler, truth)
-        except (ConfigError, ValueError) as error:
-            typer.echo(f"stream-al oracle simulate: {error}", err=True)
-            raise typer.Exit(2) from None
+        except ValueError as error:
+            fail("oracle simulate", error)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -15,14 +15,13 @@ from typing import Annotated, Any, Literal
 import typer
 
 from consumers.cli import Cli
+from consumers.commands._options import BootstrapOption, ConfigOption, settings_or_exit
 
 FileFormat = Literal["auto", "stdf", "csv", "jsonl"]
 LabelFrom = Literal["none", "pass_fail", "hard_bin", "soft_bin"]
 KeyField = Literal["record_id", "tester_id", "lot_id", "product"]
 Kind = Literal["parametric", "transaction"]
-BOOTSTRAP_ENV = "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"
 STATE_DIR_ENV = "STREAM_AL_STATE_DIR"
-CONFIG_ENV = "STREAM_AL_CONFIG"
 
 
 def _globs(text: str | None) -> tuple[str, ...]:
@@ -61,15 +60,11 @@ def register(cli: Cli) -> None:
         topic: Annotated[
             str | None,
             typer.Option(
-                help="default: ate.parametric, or ate.transactions for --kind transaction"
+                help="default: topics.parametric (ate.parametric), or topics.transactions "
+                "(ate.transactions) for --kind transaction"
             ),
         ] = None,
-        bootstrap_servers: Annotated[
-            str | None,
-            typer.Option(
-                help=f"host:port,… (default ${BOOTSTRAP_ENV} or the config, else localhost:9092)"
-            ),
-        ] = None,
+        bootstrap_servers: BootstrapOption = None,
         label_from: Annotated[
             LabelFrom,
             typer.Option(help="STDF: attach the part result as the label (evaluation runs)"),
@@ -141,10 +136,7 @@ def register(cli: Cli) -> None:
                 "die_y, test_program (repeatable)"
             ),
         ] = None,
-        config: Annotated[
-            Path | None,
-            typer.Option(help=f"config file (default ${CONFIG_ENV}): Kafka security, state dir"),
-        ] = None,
+        config: ConfigOption = None,
         flush_timeout: Annotated[
             float, typer.Option(min=1, help="seconds to wait for the broker to acknowledge")
         ] = 120.0,
@@ -161,8 +153,6 @@ def register(cli: Cli) -> None:
         """
         from consumers.produce.run import ProduceOptions, run_produce
         from consumers.produce.tabular.source import ColumnMapping
-        from consumers.settings import load_settings
-        from stream_al.errors import StreamAlError
 
         if not files and follow is None and not simulate:
             raise typer.BadParameter("give FILE…, --follow DIR or --simulate",
@@ -179,26 +169,20 @@ def register(cli: Cli) -> None:
             fields=_fields(column),
         )
         options = ProduceOptions(file_format, label_from, mapping, key, rate)
-        overrides: dict[str, Any] = {}
-        if bootstrap_servers:
-            overrides["kafka"] = {"bootstrap_servers": bootstrap_servers}
-        if state_dir:
-            overrides["state_dir"] = state_dir
-        try:  # Kafka security settings and the state dir come from the daemon's config
-            settings = load_settings(config, **overrides)
-        except StreamAlError as error:
-            typer.echo(f"stream-al produce: {error}", err=True)
-            raise typer.Exit(2) from None
+        overrides: dict[str, Any] = {"state_dir": state_dir} if state_dir else {}
+        # Kafka security settings, topic names and the state dir come from the daemon's config.
+        settings = settings_or_exit("produce", config, bootstrap_servers, **overrides)
+        topic = topic or settings.topics.for_kind(kind)
         if simulate:
             from consumers.produce.simulated import run_simulated
 
-            raise typer.Exit(run_simulated(records, seed, rate, topic or "ate.parametric",
+            raise typer.Exit(run_simulated(records, seed, rate, topic,
                                            settings.kafka, dry_run, key, flush_timeout))
         raise typer.Exit(
             run_produce(
                 files or [],
                 options,
-                topic=topic or ("ate.transactions" if kind == "transaction" else "ate.parametric"),
+                topic=topic,
                 kafka=settings.kafka,
                 dry_run=dry_run,
                 follow=follow,

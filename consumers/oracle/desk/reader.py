@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.kafka.clients import make_consumer, partitions_of
+from consumers.kafka.clients import make_consumer
+from consumers.kafka.sources import partitions_of
 from consumers.oracle.desk.state import DeskState
 from consumers.settings import KafkaSettings
 from stream_al.errors import BrokerUnavailable

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-from datetime import timedelta
 from types import FrameType
 
 import uvicorn
@@ -18,16 +17,16 @@ from consumers.oracle.desk.service import DeskService
 from consumers.settings import Settings
 
 
-def serve(settings: Settings, host: str, port: int, labeler: str | None,
-          lease: timedelta, claims_topic: str | None) -> None:
+def serve(settings: Settings) -> None:
     """Serve until stopped; prints the address once listening (port 0 picks a free one)."""
-    listener = _listen(host, port)
-    service = DeskService(settings, lease, claims_topic)
+    desk = settings.desk
+    listener = _listen(desk.host, desk.port)
+    service = DeskService(settings)
     service.start()
     try:
         bound_host, bound_port = listener.getsockname()[:2]
         print(f"stream-al desk: http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", flush=True)
-        config = uvicorn.Config(create_app(service, labeler), log_level="warning",
+        config = uvicorn.Config(create_app(service, desk.labeler), log_level="warning",
                                 timeout_graceful_shutdown=2, lifespan="off")
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, _already_stopping)

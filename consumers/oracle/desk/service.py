@@ -4,8 +4,8 @@ A label is recorded as answered *before* it is sent (so two quick clicks, or two
 cannot both get one through) and the send is awaited: the person is told "labelled" only
 once the broker has it; if it is not delivered the card comes back.
 
-With a claim topic, every desk and terminal on the same topics shares its claims; without
-one (``claims_topic=None``), claims live in this process only.
+Every desk and terminal on the same topics shares its claims through ``topics.claims``;
+with ``desk.local_claims`` set, claims live in this process only.
 """
 
 from __future__ import annotations
@@ -14,42 +14,43 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from consumers.kafka.clients import TopicPlan, create_topics, make_producer
+from consumers.kafka.sink import KafkaSink
+from consumers.kafka.topics import claims_plan, create_topics
 from consumers.oracle.desk.cards import JSON
 from consumers.oracle.desk.reader import read_topics
 from consumers.oracle.desk.state import DeskState
 from consumers.settings import Settings
+from stream_al.bus import Outgoing
 from stream_al.codec import encode
-from stream_al.desk_queue import DEFAULT_LEASE, DeskQueue, LabelRefused
+from stream_al.desk_queue import DeskQueue, LabelRefused
 from stream_al.errors import BrokerUnavailable
 from stream_al.records import OracleLabel, OracleRequest
 
 log = logging.getLogger("stream_al.desk")
 _SEND_TIMEOUT_S = 15.0
-#: Claims matter for minutes; a day of them is plenty to replay at start.
-_CLAIM_RETENTION_MS = str(86_400_000)
 
 
 class DeskService:
     """Start it, use it from any thread, stop it."""
 
-    def __init__(self, settings: Settings, lease: timedelta = DEFAULT_LEASE,
-                 claims_topic: str | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.claims_topic = claims_topic
-        self.state = DeskState(DeskQueue(lease), self._publish_claim if claims_topic else None)
+        desk = settings.desk
+        self.claims_topic = None if desk.local_claims else settings.topics.claims
+        lease = timedelta(minutes=desk.claim_minutes)
+        self.state = DeskState(DeskQueue(lease),
+                               self._publish_claim if self.claims_topic else None)
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
-        self._producer: KafkaProducer | None = None
+        self._sink: KafkaSink[str] | None = None
 
     def start(self) -> None:
         if self.claims_topic:
             self._create_claims_topic(self.claims_topic)
-        self._producer = make_producer(self.settings.kafka)
+        self._sink = KafkaSink.connect(self.settings.kafka)
         self._reader = threading.Thread(
             target=read_topics, name="desk-reader", daemon=True,
             args=(self.settings.kafka, self.settings.topics, self.state, self._stop,
@@ -60,8 +61,8 @@ class DeskService:
         self._stop.set()
         if self._reader is not None:
             self._reader.join(timeout=10)
-        if self._producer is not None:
-            self._producer.close(timeout=5)
+        if self._sink is not None:
+            self._sink.close()
 
     def view(self, holder: str, labeler: str) -> JSON:
         return self.state.view(holder, labeler, _now())
@@ -79,9 +80,9 @@ class DeskService:
         message, request = self.state.begin_answer(query_id, label, holder, labeler, _now())
         try:
             self._send(message)
-        except KafkaError as error:
+        except BrokerUnavailable as error:
             self.state.undo_answer(request)
-            raise BrokerUnavailable(f"the label was not delivered ({error}); try again") from error
+            raise BrokerUnavailable(f"the label was {error}; try again") from error
         return message
 
     def refusal(self, query_id: str, holder: str) -> str | None:
@@ -96,23 +97,22 @@ class DeskService:
     def _publish_claim(self, payload: bytes) -> None:
         # Not awaited: the claim takes effect when the reader reads it back; one that is
         # lost is simply made again (DeskState.CLAIM_TIMEOUT).
-        if self._producer is not None:
+        if self._sink is not None:
             assert self.claims_topic is not None
-            self._producer.send(self.claims_topic, value=payload)
+            self._sink.send(Outgoing(self.claims_topic, None, payload))
 
     def _create_claims_topic(self, name: str) -> None:
         try:
-            create_topics(self.settings.kafka, [TopicPlan(name, 1, {
-                "retention.ms": _CLAIM_RETENTION_MS})])
+            create_topics(self.settings.kafka, [claims_plan(name)])
         except (KafkaError, BrokerUnavailable) as error:
             log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
 
     def _send(self, message: OracleLabel) -> None:
-        if self._producer is None:
+        if self._sink is None:
             raise BrokerUnavailable("the desk is not started")
-        future = self._producer.send(self.settings.topics.labels,
-                                     key=message.query_id.encode(), value=encode(message))
-        future.get(timeout=_SEND_TIMEOUT_S)
+        self._sink.send_and_wait(Outgoing(self.settings.topics.labels,
+                                          message.query_id.encode(), encode(message)),
+                                 _SEND_TIMEOUT_S)
 
 
 def _now() -> datetime:
