@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -26,7 +26,8 @@ def floor(n: int, seed: int = 1, start: int = 0) -> Iterator[tuple[ParametricRec
 def drive(learner: Learner, rows: Iterator[tuple[ParametricRecord, str]],
           delay: int = 20) -> list[Decision]:
     """Decide every record; answer each query from the truth ``delay`` records later."""
-    decisions, waiting = [], []
+    decisions: list[Decision] = []
+    waiting: list[tuple[int, str, str, datetime]] = []
     for index, (record, truth) in enumerate(rows):
         while waiting and waiting[0][0] <= index:
             _, query_id, answer, at = waiting.pop(0)

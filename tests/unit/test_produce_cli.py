@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from consumers.cli import build_cli
 from consumers.produce import run as produce_run
 from consumers.produce.follow import FileIdentity, FolderWatcher, Ledger
 from consumers.produce.items import Parsed, Problem
-from consumers.produce.publish import Pacer, publish_items
+from consumers.produce.publish import KafkaRecordSink, Pacer, publish_items
 from stream_al.codec import decode_record
 from stream_al.errors import BrokerUnavailable
 from tests.stdf_writer import StdfWriter
@@ -121,7 +122,7 @@ def test_unknown_file_format_is_a_usage_error(tmp_path: Path) -> None:
 def test_message_keys_follow_the_key_option(tmp_path: Path) -> None:
     sink = FakeSink()
     producer = produce_run.Producer(
-        sink, produce_run.ProduceOptions(key_field="lot_id"), produce_run.Console(stderr=True)
+        sink, produce_run.ProduceOptions(key_field="lot_id"), Console(stderr=True)
     )
     with produce_run.progress_bar(producer.console) as progress:
         report = producer.publish(stdf(tmp_path / "k.stdf", lot="LOT-9"), progress)
@@ -132,7 +133,7 @@ def test_message_keys_follow_the_key_option(tmp_path: Path) -> None:
 def test_delivery_failures_are_counted_reported_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(produce_run.KafkaRecordSink, "connect", lambda *a: FakeSink(fail_every=2))
+    monkeypatch.setattr(KafkaRecordSink, "connect", lambda *a: FakeSink(fail_every=2))
     result = produce(stdf(tmp_path / "d.stdf", parts=4))
     assert result.exit_code == 1
     assert result.stderr.count("delivery failed") >= 2
@@ -145,7 +146,7 @@ def test_no_broker_exits_3_and_sends_nothing(
     def refuse(*args: object) -> None:
         raise BrokerUnavailable("no Kafka broker answers at localhost:1")
 
-    monkeypatch.setattr(produce_run.KafkaRecordSink, "connect", refuse)
+    monkeypatch.setattr(KafkaRecordSink, "connect", refuse)
     result = produce("--bootstrap-servers", "localhost:1", stdf(tmp_path / "n.stdf"))
     assert result.exit_code == 3 and "nothing was sent" in result.stderr
 

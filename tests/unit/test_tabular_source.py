@@ -105,7 +105,8 @@ def test_an_unknown_mapped_column_names_it_and_lists_the_columns(tmp_path: Path)
     assert "'serial_no' (--id-column)" in message and str(path) in message
     assert "'serial', 'when', 'device'" in message
     items = list(source)
-    assert [type(i) for i in items] == [Problem] and items[0].kind == "unknown column"
+    assert [type(i) for i in items] == [Problem]
+    assert isinstance(items[0], Problem) and items[0].kind == "unknown column"
 
 
 def test_a_glob_that_matches_nothing_is_a_mapping_error(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ def serve(settings: Settings) -> None:
     desk = settings.desk
     listener = _listen(desk.host, desk.port)
     service = DeskService(settings)
-    service.start()
     try:
+        service.start()
         bound_host, bound_port = listener.getsockname()[:2]
         print(f"stream-al desk: http://{bound_host}:{bound_port}/ (Ctrl-C to stop)", flush=True)
         config = uvicorn.Config(create_app(service, desk.labeler), log_level="warning",
