@@ -40,6 +40,24 @@ def _clip01(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+def _measured(proba: Mapping[str, float], n_classes: int | None,
+              score: Callable[[list[float], int], float]) -> float:
+    """``score`` of the normalised distribution over ``k`` classes, clipped to [0, 1];
+    a model that gives nothing usable is clueless, one class alone is certain."""
+    p = _normalised(proba.values())
+    k = _n_classes(proba, n_classes)
+    if p is None:
+        return _CLUELESS
+    if k <= 1:
+        return _CERTAIN
+    return _clip01(score(p, k))
+
+
+def _margin_of(p: list[float], k: int) -> float:
+    top = sorted(p, reverse=True)[:2] + [0.0]
+    return 1.0 - (top[0] - top[1])
+
+
 def _normalised(values: Iterable[float]) -> list[float] | None:
     """Clean and renormalise ``values``; None when there is no positive mass."""
     # NaN fails both comparisons, so it is dropped along with negatives and infinities.
@@ -80,13 +98,7 @@ def least_confidence(proba: Proba, n_classes: int | None = None) -> float:
     >>> round(least_confidence({"a": 0.5, "b": 0.5}, n_classes=4), 3)
     0.667
     """
-    p = _normalised(proba.values())
-    k = _n_classes(proba, n_classes)
-    if p is None:
-        return _CLUELESS
-    if k <= 1:
-        return _CERTAIN
-    return _clip01((1.0 - max(p)) * k / (k - 1))
+    return _measured(proba, n_classes, lambda p, k: (1.0 - max(p)) * k / (k - 1))
 
 
 def margin(proba: Proba, n_classes: int | None = None) -> float:
@@ -111,14 +123,7 @@ def margin(proba: Proba, n_classes: int | None = None) -> float:
     >>> margin({"a": 1.0}, n_classes=2)
     0.0
     """
-    p = _normalised(proba.values())
-    k = _n_classes(proba, n_classes)
-    if p is None:
-        return _CLUELESS
-    if k <= 1:
-        return _CERTAIN
-    top = sorted(p, reverse=True)[:2] + [0.0]
-    return _clip01(1.0 - (top[0] - top[1]))
+    return _measured(proba, n_classes, _margin_of)
 
 
 def _entropy(p: Iterable[float]) -> float:
@@ -147,13 +152,7 @@ def entropy(proba: Proba, n_classes: int | None = None) -> float:
     >>> round(entropy({"a": 0.5, "b": 0.5}, n_classes=4), 3)
     0.5
     """
-    p = _normalised(proba.values())
-    k = _n_classes(proba, n_classes)
-    if p is None:
-        return _CLUELESS
-    if k <= 1:
-        return _CERTAIN
-    return _clip01(_entropy(p) / math.log(k))
+    return _measured(proba, n_classes, lambda p, k: _entropy(p) / math.log(k))
 
 
 def vote_entropy(votes: Sequence[Hashable], n_classes: int | None = None) -> float:
