@@ -7,13 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from consumers.cli import Cli
-from consumers.commands._options import (
-    BootstrapOption,
-    ConfigOption,
-    fail,
-    settings_or_exit,
-    setup_logging,
-)
+from consumers.commands import _options as shared
 
 #: Options that override the settings' ``desk`` section (STREAM_AL_DESK__*) when given.
 LabelerOption = Annotated[str | None, typer.Option(
@@ -35,8 +29,8 @@ def desk_overrides(**given: Any) -> dict[str, Any]:
 def register(cli: Cli) -> None:
     @cli.app.command()
     def desk(
-        config: ConfigOption = None,
-        bootstrap_servers: BootstrapOption = None,
+        config: shared.ConfigOption = None,
+        bootstrap_servers: shared.BootstrapOption = None,
         host: Annotated[str | None, typer.Option(
             help="address to listen on (default: desk.host, 127.0.0.1; 0.0.0.0: the LAN)")]
         = None,
@@ -50,11 +44,11 @@ def register(cli: Cli) -> None:
         from consumers.oracle.desk.serve import serve
         from stream_al.errors import StreamAlError
 
-        setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
-        settings = settings_or_exit("desk", config, bootstrap_servers, **desk_overrides(
+        shared.setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
+        settings = shared.settings_or_exit("desk", config, bootstrap_servers, **desk_overrides(
             host=host, port=port, labeler=labeler, claim_minutes=claim_minutes,
             local_claims=local_claims))
         try:
             serve(settings)
         except (StreamAlError, OSError) as error:
-            fail("desk", error)
+            shared.fail("desk", error)

@@ -7,13 +7,7 @@ import logging
 import typer
 
 from consumers.cli import Cli
-from consumers.commands._options import (
-    BootstrapOption,
-    ConfigOption,
-    fail,
-    settings_or_exit,
-    setup_logging,
-)
+from consumers.commands import _options as shared
 from consumers.commands.desk import (
     ClaimMinutesOption,
     LabelerOption,
@@ -25,8 +19,8 @@ from consumers.commands.desk import (
 def register(cli: Cli) -> None:
     @cli.oracle.command("label")
     def label(
-        config: ConfigOption = None,
-        bootstrap_servers: BootstrapOption = None,
+        config: shared.ConfigOption = None,
+        bootstrap_servers: shared.BootstrapOption = None,
         labeler: LabelerOption = None,
         claim_minutes: ClaimMinutesOption = None,
         local_claims: LocalClaimsOption = None,
@@ -41,14 +35,17 @@ def register(cli: Cli) -> None:
         from stream_al.errors import StreamAlError
 
         # Warnings only: connection chatter would scroll the card away.
-        setup_logging(logging.WARNING, kafka_level=logging.ERROR, fmt="%(levelname)s %(message)s")
-        settings = settings_or_exit("oracle label", config, bootstrap_servers, **desk_overrides(
-            labeler=labeler, claim_minutes=claim_minutes, local_claims=local_claims))
+        shared.setup_logging(logging.WARNING, kafka_level=logging.ERROR,
+                             fmt="%(levelname)s %(message)s")
+        overrides = desk_overrides(labeler=labeler, claim_minutes=claim_minutes,
+                                   local_claims=local_claims)
+        settings = shared.settings_or_exit("oracle label", config, bootstrap_servers,
+                                           **overrides)
         service = DeskService(settings)
         try:
             service.start()
         except StreamAlError as error:
-            fail("oracle label", error)
+            shared.fail("oracle label", error)
         try:
             name = settings.desk.labeler or getpass.getuser()
             raise typer.Exit(TerminalLabeller(service, name, Console(highlight=False),

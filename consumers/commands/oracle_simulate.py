@@ -10,20 +10,14 @@ from typing import Annotated
 import typer
 
 from consumers.cli import Cli
-from consumers.commands._options import (
-    BootstrapOption,
-    ConfigOption,
-    fail,
-    settings_or_exit,
-    setup_logging,
-)
+from consumers.commands import _options as shared
 
 
 def register(cli: Cli) -> None:
     @cli.oracle.command("simulate")
     def simulate(
-        config: ConfigOption = None,
-        bootstrap_servers: BootstrapOption = None,
+        config: shared.ConfigOption = None,
+        bootstrap_servers: shared.BootstrapOption = None,
         truth: Annotated[Path | None, typer.Option(
             help="CSV (record_id,label) or JSONL of true labels; default: the label inside "
                  "each request's record", exists=True, dir_okay=False)] = None,
@@ -41,12 +35,12 @@ def register(cli: Cli) -> None:
         """Answer oracle requests from ground truth, after a delay, with optional noise."""
         from consumers.oracle.simulate import make_oracle, run_oracle
 
-        setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
-        settings = settings_or_exit("oracle simulate", config, bootstrap_servers)
+        shared.setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
+        settings = shared.settings_or_exit("oracle simulate", config, bootstrap_servers)
         try:
             oracle = make_oracle(delay, noise, per_minute, seed, labeler, truth)
         except ValueError as error:
-            fail("oracle simulate", error)
+            shared.fail("oracle simulate", error)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
