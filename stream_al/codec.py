@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from stream_al.errors import DecodeError
-from stream_al.records import OracleLabel, OracleRequest, Prediction, Record
+from stream_al.records import MAX_ABS_VALUE, OracleLabel, OracleRequest, Prediction, Record
 
 __all__ = ["decode_label", "decode_prediction", "decode_record", "decode_request", "encode"]
 
@@ -36,7 +36,8 @@ _EXPECTED_KINDS: Final = '"parametric" or "transaction"'
 _RECORD: Final = TypeAdapter[Record](Record)
 
 
-def decode_record(data: bytes, *, max_bytes: int = MAX_BYTES) -> Record:
+def decode_record(data: bytes, *, max_bytes: int = MAX_BYTES,
+                  max_abs_value: float = MAX_ABS_VALUE) -> Record:
     """Decode an input record (parametric or transaction) from JSON bytes.
 
     Parameters
@@ -45,6 +46,8 @@ def decode_record(data: bytes, *, max_bytes: int = MAX_BYTES) -> Record:
         The raw payload, UTF-8 JSON.
     max_bytes
         Larger payloads are refused before parsing.
+    max_abs_value
+        A measurement or number of larger magnitude is refused.
 
     Raises
     ------
@@ -63,7 +66,8 @@ def decode_record(data: bytes, *, max_bytes: int = MAX_BYTES) -> Record:
     ...     print(error.reason)
     kind: unknown record kind "foo"; expected "parametric" or "transaction"
     """
-    record = _decode(_RECORD.validate_json, data, max_bytes)
+    record = _decode(_RECORD.validate_json, data, max_bytes,
+                     {"max_abs_value": max_abs_value})
     _require_version(record)
     return record
 
@@ -81,12 +85,13 @@ def decode_label(data: bytes, *, max_bytes: int = MAX_BYTES) -> OracleLabel:
     ...
     stream_al.errors.DecodeError: query_id: required field is missing
     """
-    label = _decode(OracleLabel.model_validate_json, data, max_bytes)
+    label = _decode(OracleLabel.model_validate_json, data, max_bytes, unique_keys=True)
     _require_version(label)
     return label
 
 
-def decode_request(data: bytes, *, max_bytes: int = MAX_BYTES) -> OracleRequest:
+def decode_request(data: bytes, *, max_bytes: int = MAX_BYTES,
+                   max_abs_value: float = MAX_ABS_VALUE) -> OracleRequest:
     """Decode an oracle request, including the record it carries.
 
     Examples
@@ -96,7 +101,8 @@ def decode_request(data: bytes, *, max_bytes: int = MAX_BYTES) -> OracleRequest:
     ...
     stream_al.errors.DecodeError: payload: expected a JSON object, got an array
     """
-    request = _decode(OracleRequest.model_validate_json, data, max_bytes)
+    request = _decode(OracleRequest.model_validate_json, data, max_bytes,
+                      {"max_abs_value": max_abs_value}, unique_keys=True)
     _require_version(request)
     _require_version(request.record, "record.")
     return request
@@ -134,16 +140,36 @@ def encode(msg: BaseModel) -> bytes:
     return msg.__pydantic_serializer__.to_json(msg)
 
 
-def _decode(validate: Callable[[bytes], M], data: bytes, max_bytes: int) -> M:
+def _decode(validate: Callable[..., M], data: bytes, max_bytes: int,
+            context: dict[str, Any] | None = None, unique_keys: bool = False) -> M:
     _check_size(data, max_bytes)
     try:
-        return validate(data)
+        message = validate(data, context=context)
     except ValidationError as exc:
         raise DecodeError(_describe(exc, data)) from exc
     except (RecursionError, ValueError, TypeError, UnicodeError) as exc:
         # Defensive: pydantic reports parse problems as ValidationError, but the contract
         # is that nothing but DecodeError ever leaves this module.
         raise DecodeError(f"payload could not be decoded: {type(exc).__name__}: {exc}") from exc
+    if unique_keys:
+        _require_unique_keys(data)
+    return message
+
+
+def _require_unique_keys(data: bytes) -> None:
+    """Refuse an object that names a key twice: parsers disagree on which one counts
+    (ours takes the last, a browser's the last, others the first), so such a message
+    could mean one thing to the daemon and another to the desk. Requests and labels are
+    few (budget-sized), so the second parse is affordable there; records skip it."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            twice = next(key for key in keys if keys.count(key) > 1)
+            raise DecodeError(f"payload names the key {json.dumps(twice)} twice; send each "
+                              "key once")
+        return dict(items)
+
+    json.loads(data, object_pairs_hook=pairs)
 
 
 def _check_size(data: bytes, max_bytes: int) -> None:
@@ -266,6 +292,7 @@ _PROBLEMS: Final[dict[str, Callable[[ErrorDetails, Mapping[str, Any], str], str]
     "less_than_equal": lambda e, c, g: f"must be at most {c.get('le')}, got {g}",
     "finite_number": lambda e, c, g: f"must be a finite number, got {g}",
     "infinite_value": lambda e, c, g: e["msg"],
+    "value_out_of_range": lambda e, c, g: e["msg"],
     "record_mismatch": lambda e, c, g: e["msg"],
     "label_not_finite": lambda e, c, g: f"{e['msg']}, got {g}",
 }

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     Strict,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -87,19 +88,32 @@ FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 #: Keys are unconstrained on purpose: a length check per key costs ~20 % of decoding, and
 #: the payload size limit already bounds them.
 Values = dict[str, Number | None]
-_INFINITIES = frozenset((math.inf, -math.inf))
 
 
-def _reject_infinite(values: dict[str, float | None], what: str) -> dict[str, float | None]:
-    # One C-level scan instead of a Python validator per value: decoding speed matters.
-    if _INFINITIES.isdisjoint(values.values()):
+#: Largest magnitude a measurement may have (decode refuses more): far beyond any physical
+#: reading, and small enough that its square, a model's variance update, stays finite.
+MAX_ABS_VALUE = 1e12
+
+
+def _reject_out_of_range(values: dict[str, float | None], what: str,
+                         info: ValidationInfo) -> dict[str, float | None]:
+    limit = (info.context or {}).get("max_abs_value", MAX_ABS_VALUE)
+    # One pass in C on the common path; None and NaN (skipped tests) compare False.
+    if not any(v is not None and abs(v) > limit for v in values.values()):
         return values
-    key, value = next((k, v) for k, v in values.items() if v is not None and math.isinf(v))
+    key, value = next((k, v) for k, v in values.items() if v is not None and abs(v) > limit)
+    if math.isinf(value):
+        raise PydanticCustomError(
+            "infinite_value",
+            "{what} is {value} (too large for a double?); send a finite number,"
+            " or null or NaN for a skipped test",
+            {"key": key, "what": what, "value": "Infinity" if value > 0 else "-Infinity"},
+        )
     raise PydanticCustomError(
-        "infinite_value",
-        "{what} is {value} (too large for a double?); send a finite number,"
-        " or null or NaN for a skipped test",
-        {"key": key, "what": what, "value": "Infinity" if value > 0 else "-Infinity"},
+        "value_out_of_range",
+        "{what} is {value}, beyond the limit of ±{limit} (learner.limits.max_abs_value); "
+        "check the unit, or send null for a reading that failed",
+        {"key": key, "what": what, "value": f"{value:.3g}", "limit": f"{limit:.3g}"},
     )
 
 
@@ -139,8 +153,9 @@ class ParametricRecord(_RecordBase):
 
     @field_validator("measurements")
     @classmethod
-    def _finite_measurements(cls, values: dict[str, float | None]) -> dict[str, float | None]:
-        return _reject_infinite(values, "measurement")
+    def _finite_measurements(cls, values: dict[str, float | None],
+                             info: ValidationInfo) -> dict[str, float | None]:
+        return _reject_out_of_range(values, "measurement", info)
 
 
 class TransactionRecord(_RecordBase):
@@ -162,8 +177,9 @@ class TransactionRecord(_RecordBase):
 
     @field_validator("numeric")
     @classmethod
-    def _finite_numeric(cls, values: dict[str, float | None]) -> dict[str, float | None]:
-        return _reject_infinite(values, "number")
+    def _finite_numeric(cls, values: dict[str, float | None],
+                        info: ValidationInfo) -> dict[str, float | None]:
+        return _reject_out_of_range(values, "number", info)
 
 
 #: Any input record; ``kind`` says which.
