@@ -9,7 +9,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -21,6 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from stream_al.auth import RequestSigner
 from stream_al.errors import ConfigError
 from stream_al.learner import LearnerConfig
 from stream_al.topics import TopicNames
@@ -85,21 +94,87 @@ class CheckpointSettings(BaseModel):
 
     interval_s: float = Field(10.0, gt=0, description="seconds between checkpoints")
     every_labels: int = Field(200, ge=1, description="also checkpoint after this many labels")
+    # No length constraint here: a rejected value is echoed in the settings error, and this
+    # one is a secret; the checkpoint store checks its length when it starts.
+    key: SecretStr | None = Field(None, description="HMAC key authenticating checkpoints, "
+                                  "32+ characters (default: generated once into "
+                                  "state_dir/checkpoint.key); replicas sharing it can read "
+                                  "each other's checkpoints, and whoever can read it can "
+                                  "forge one")
 
 
 class DeskSettings(BaseModel):
-    """The labelling desk (``stream-al desk``) and the terminal labeller."""
+    """The labelling desk (``stream-al desk``) and the terminal labeller.
+
+    Who signs labels at the desk, one of three: ``labeler`` (one trusted operator, no
+    login), ``trusted_user_header`` (a reverse proxy has authenticated the person), or
+    neither (accounts in ``users_file``, each person logs in with a password).
+    """
 
     model_config = _FROZEN
 
     host: str = Field("127.0.0.1", description="address the desk listens on (0.0.0.0: the LAN)")
     port: int = Field(8765, ge=0, le=65535, description="desk port; 0 picks a free port")
     labeler: str | None = Field(None, min_length=1, max_length=256,
-                                description="name on every label; unset: each person logs in")
+                                description="name on every label, no login: for a single "
+                                "trusted operator; unset: each person logs in")
     claim_minutes: float = Field(5.0, ge=0.05, description="minutes a card stays reserved "
                                  "for whoever opened it")
     local_claims: bool = Field(False, description="keep claims in this process only (then run "
                                "no other desk or terminal on these topics)")
+    users_file: Path | None = Field(None, description="desk accounts, written 0600 by "
+                                    "`stream-al desk users` (default: state_dir/desk-users.json)")
+    # No length constraint here: a rejected value is echoed in the settings error, and this
+    # one is a secret; the desk checks its length when it starts.
+    session_secret: SecretStr | None = Field(None, description="key signing session cookies, "
+                                             "32+ characters (default: generated once into "
+                                             "state_dir/desk-session-secret)")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30,
+                                 description="hours a login lasts (one shift by default)")
+    trusted_user_header: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9-]+$", description="take the person's name "
+        "from this request header set by a reverse proxy, e.g. X-Forwarded-User; only when "
+        "the desk is reachable through that proxy alone")
+    public_origin: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+$", description="scheme://host[:port] browsers use "
+        "to reach the desk behind a proxy; unset: the address each request was sent to")
+    tls_certfile: Path | None = Field(None, description="certificate (PEM) to serve HTTPS; "
+                                      "with tls_keyfile")
+    tls_keyfile: Path | None = Field(None, description="private key (PEM) of tls_certfile")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_people(self) -> DeskSettings:
+        if self.labeler is not None and self.trusted_user_header is not None:
+            raise ValueError("set desk.labeler or desk.trusted_user_header, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> DeskSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both desk.tls_certfile and desk.tls_keyfile, or neither")
+        return self
+
+
+class SecuritySettings(BaseModel):
+    """Who may teach the model: the key that signs the daemon's oracle requests."""
+
+    model_config = _FROZEN
+
+    request_key: SecretStr | None = Field(
+        None, description="HMAC key (at least 16 characters) signing every oracle request; "
+        "set the same key on every replica, and requests without a valid signature are "
+        "dead-lettered. Unset: any request on the topic is trusted")
+
+    @field_validator("request_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    def signer(self) -> RequestSigner | None:
+        key = self.request_key
+        return RequestSigner(key.get_secret_value().encode()) if key else None
 
 
 class Settings(BaseSettings):
@@ -112,6 +187,7 @@ class Settings(BaseSettings):
     learner: LearnerConfig = LearnerConfig()
     checkpoint: CheckpointSettings = CheckpointSettings()
     desk: DeskSettings = DeskSettings()
+    security: SecuritySettings = SecuritySettings()
     state_dir: Path = Field(Path("state"), description="where checkpoints live (0700)")
     poll_max_records: int = Field(500, ge=1, le=100_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -168,6 +244,8 @@ def describe_errors(error: ValidationError, path: Path | None) -> str:
         env = "STREAM_AL_" + "__".join(str(p) for p in problem["loc"]).upper()
         hint = _description(Settings, problem["loc"])
         given = "" if problem["type"] == "missing" else f" = {problem.get('input')!r}"
+        if _is_secret(problem["loc"]):
+            given = " = '**********'"  # an error message must never print a secret
         line = f"  {field}{given}: {problem['msg']}"
         if problem["type"] == "extra_forbidden":
             line = f"  {field}: unknown setting; check its spelling against `stream-al config show`"
@@ -185,6 +263,16 @@ def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | No
         info = fields[part]
         current = info.annotation
     return info.description if info else None
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    current: Any = Settings
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            return False
+        current = fields[part].annotation
+    return "SecretStr" in str(current)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

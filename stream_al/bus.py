@@ -20,17 +20,27 @@ class Message:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    #: None for a message without a value (a Kafka tombstone).
+    value: bytes | None
+    #: When the broker (or the bus) took the message; 0 when unknown.
     timestamp_ms: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def where(self) -> str:
+        """``topic[partition]@offset``: where to find this message again."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to produce."""
+    """One message to produce; ``source`` says which consumed message it answers."""
 
     topic: str
     key: bytes | None
     value: bytes
+    source: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Source(Protocol):
@@ -70,7 +80,7 @@ class InMemoryBus:
         partition = self.partition_for(message.topic, message.key)
         log = self._topics[message.topic][partition]
         stored = Message(message.topic, partition, len(log), message.key, message.value,
-                         timestamp_ms)
+                         timestamp_ms, message.headers)
         log.append(stored)
         return stored
 

@@ -201,8 +201,10 @@ class DeskQueue:
         """Apply a claim made at ``at``; granted unless the query is answered or another
         holder's claim is live at ``at``. Applied in one order everywhere, claims from
         several processes reach the same verdicts. A holder keeps one claim: its
-        previous one is released.
+        previous one is released. A claim never lasts longer than the lease, whatever
+        ``until`` it names: a forged claim "until 9999" would empty every desk's queue.
         """
+        until = min(until, at + self.lease)
         other = self._claims.get(query_id)
         if query_id in self._answers or (other is not None and other.holder != holder
                                          and other.until > at):

@@ -21,6 +21,15 @@ class DecodeError(StreamAlError):
         self.reason = reason
 
 
+class Refused(StreamAlError):
+    """A valid message the daemon will not take (a bound of ``Limits`` would be crossed,
+    or it is not authentic). ``reason`` says which bound and how to change it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ConfigError(StreamAlError):
     """The configuration is invalid; the message names the field and the fix."""
 
@@ -33,3 +42,10 @@ class BrokerUnavailable(StreamAlError):
 
 class StateError(StreamAlError):
     """A snapshot could not be restored (wrong format, another version, corrupt)."""
+
+
+class StateDirError(StreamAlError):
+    """The state directory cannot be written (disk full, read-only, permission): the
+    last checkpoint stands and a later attempt may succeed once an operator fixes it."""
+
+    retriable = True

@@ -74,7 +74,7 @@ class InMemoryLoop:
     def _answer(self, now: datetime) -> None:
         for message in self.oracle_view.poll(10_000):
             try:
-                self.oracle.offer(decode_request(message.value), now)
+                self.oracle.offer(decode_request(message.value or b""), now)
             except DecodeError:
                 self.counts.malformed_requests += 1
         labels_topic = self.pipeline.topics.labels

@@ -8,7 +8,10 @@ snapshot restores it exactly.
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -17,18 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stream_al import uncertainty as measures
 from stream_al.budget import BudgetConfig, BudgetManager
+from stream_al.codec import encode
+from stream_al.errors import Refused
 from stream_al.evaluation import ModelScores, Window
 from stream_al.features import FeatureConfig, Features, extract
 from stream_al.gates import Gate, GateConfig, make_gate
+from stream_al.limits import Limits
 from stream_al.models import ModelConfig, member_probas, most_probable, stable_seed
 from stream_al.novelty import NoveltyScorer
 from stream_al.pending import PendingQueries
 from stream_al.reasons import Reason
 from stream_al.records import OracleLabel, OracleRequest, Prediction, Record, query_id_for
-from stream_al.registry import ModelRegistry
+from stream_al.registry import ModelEntry, ModelRegistry
 
 CommitteeMeasure = Literal["vote_entropy", "consensus_kl"]
 LabelOutcome = Literal["applied", "unknown_query", "expired", "duplicate", "invalid"]
+#: A request's fields besides its record, with ``prediction_top_k`` classes: a bound,
+#: so the record's own encoded size decides whether its request fits.
+_REQUEST_ENVELOPE_BYTES = 4096
+_CLASS_ENTRY_BYTES = 300
+#: Learning from a reading this large is snapshotted first, so a model that turns
+#: non-finite can be put back; ordinary readings skip the cost (an ARF is 7 MB to copy).
+_RISKY_ABS_VALUE = 1e6
 
 
 class LearnerConfig(BaseModel):
@@ -56,6 +69,7 @@ class LearnerConfig(BaseModel):
         False, description="learn from records that arrive labelled (single replica only)"
     )
     accuracy_window: int = Field(500, ge=1)
+    limits: Limits = Limits()
     seed: int = 0
 
 
@@ -68,6 +82,8 @@ class Decision:
     request: OracleRequest | None
     novelty: float | None
     inline_correct: bool | None
+    #: Why the gate's choice was not asked (QUERY_SKIP_REASONS), else None.
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,25 +142,51 @@ class Learner:
         return str(value) if value not in (None, "") else record.kind
 
     def decide(self, record: Record, now: datetime) -> Decision:
-        """Score a record, choose whether to query it, and say so."""
-        model_key = self.model_key_for(record)
+        """Score a record, choose whether to query it, and say so.
+
+        Raises :class:`Refused` for a model key beyond ``limits`` (nothing changes then),
+        and :class:`ValueError` when the model's distribution is not finite.
+        """
+        model_key = self._admitted_key(record)
         entry = self.registry.get(model_key)
         policy = self._policy(model_key)
         x = extract(record, self.config.features)
-        proba = _clean(entry.model.predict_proba_one(dict(x)))
+        proba = _finite(_clean(entry.model.predict_proba_one(dict(x))), model_key)
         predicted = most_probable(proba)
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
         novelty = policy.novelty.score_then_learn(_measured(x)) if policy.novelty else None
-        reason = self._choose(model_key, policy, u, novelty, now)
-        request = self._request(record, model_key, reason, u, proba, predicted, now)
+        shown = _top(proba, self.config.limits.prediction_top_k)
+        reason, skipped = self._choose(model_key, policy, u, novelty, now,
+                                       fits=lambda: self._request_fits(record))
+        request = self._request(record, model_key, reason, u, shown, predicted, now)
         inline = self._inline(record, model_key, policy, predicted, x)
         prediction = Prediction(
-            record_id=record.record_id, model_key=model_key, predicted=predicted, proba=proba,
+            record_id=record.record_id, model_key=model_key, predicted=predicted, proba=shown,
             uncertainty=u, queried=request is not None,
             query_id=request.query_id if request else None,
             model_version=entry.version, ts=now,
         )
-        return Decision(model_key, prediction, request, novelty, inline)
+        return Decision(model_key, prediction, request, novelty, inline, skipped)
+
+    def _admitted_key(self, record: Record) -> str:
+        """The record's model key, if a model may exist for it (``limits``)."""
+        key, limits = self.model_key_for(record), self.config.limits
+        if key in self.registry:
+            return key
+        if not limits.allows_key(key):
+            raise Refused(f"model key {key!r} does not match learner.limits.model_key_pattern "
+                          f"({limits.model_key_pattern}); fix the record's "
+                          f"{self.config.model_key_field} or widen the pattern")
+        if len(self.registry) >= limits.max_model_keys:
+            raise Refused(f"model key {key!r} would be model {len(self.registry) + 1}, beyond "
+                          f"learner.limits.max_model_keys ({limits.max_model_keys}); raise it "
+                          "if the floor really runs that many products")
+        return key
+
+    def _request_fits(self, record: Record) -> bool:
+        limits = self.config.limits
+        envelope = _REQUEST_ENVELOPE_BYTES + _CLASS_ENTRY_BYTES * limits.prediction_top_k
+        return len(encode(record)) + envelope <= limits.max_request_bytes
 
     def _uncertainty(self, proba: dict[str, float], x: Features, known: int,
                      model_key: str) -> float:
@@ -159,8 +201,8 @@ class Learner:
         return measures.MEASURES[self.config.gate.measure](proba, known)
 
     def _choose(self, model_key: str, policy: ModelPolicy, u: float, novelty: float | None,
-                now: datetime) -> Reason | None:
-        t, pending = now.timestamp(), len(self.pending)
+                now: datetime, fits: Callable[[], bool]) -> tuple[Reason | None, str | None]:
+        t, pending = now.timestamp(), self.pending.live_count(now)
         budget, entry = self.budget, self.registry.get(model_key)
         reason: Reason | None = None
         if policy.rng.random() < budget.config.audit_fraction:
@@ -172,10 +214,15 @@ class Learner:
                 reason = "warmup" if budget.may_query(model_key, "warmup", t, pending) else None
         elif budget.may_query(model_key, "uncertainty", t, pending):
             reason = policy.gate.decide(u, novelty)
+        skipped = None
+        if reason is not None and not fits():
+            # Its request would not fit the requests topic: predicted, never asked, and
+            # no budget spent on it.
+            reason, skipped = None, "too_large"
         budget.record(model_key, reason, t)
         if reason:
             policy.queries[reason] = policy.queries.get(reason, 0) + 1
-        return reason
+        return reason, skipped
 
     def _request(self, record: Record, model_key: str, reason: Reason | None, u: float,
                  proba: dict[str, float], predicted: str | None,
@@ -207,12 +254,18 @@ class Learner:
         """Remember a request read back from the request log (any replica's)."""
         return self.pending.add(request)
 
-    def apply(self, label: OracleLabel) -> LabelResult:
-        """Join a label with its query and learn it exactly once."""
-        qid = label.query_id
+    def apply(self, label: OracleLabel, received_at: datetime | None = None) -> LabelResult:
+        """Join a label with its query and learn it exactly once.
+
+        ``received_at`` is when the label log took the label (the broker's append time):
+        expiry and latency are judged on it, not on ``labeled_at``, which the sender
+        chooses. Without it (in memory) ``labeled_at`` stands in.
+        """
+        qid, at = label.query_id, received_at or label.labeled_at
         if not label.label.strip():
             return LabelResult("invalid", qid, "label is empty; send the class name")
-        join = self.pending.join(qid, label.labeled_at)
+        self.pending.drop_expired(at, grace_s=self.config.query_ttl_s)
+        join = self.pending.join(qid, at)
         request = join.request
         if join.outcome == "unknown_query":
             return LabelResult("unknown_query", qid, f"no open query {qid}: never asked, or "
@@ -220,17 +273,32 @@ class Learner:
         if join.outcome == "duplicate":
             return LabelResult("duplicate", qid, f"query {qid} was already answered")
         assert request is not None
-        latency = (label.labeled_at - request.created_at).total_seconds()
+        latency = (at - request.created_at).total_seconds()
         if join.outcome == "expired":
             return LabelResult("expired", qid, f"query {qid} expired at "
                                f"{request.expires_at.isoformat()}; the label came at "
-                               f"{label.labeled_at.isoformat()}", request.model_key,
+                               f"{at.isoformat()}", request.model_key,
                                request.reason, latency_s=latency)
         return self._learn(request, label.label, latency)
 
     def _learn(self, request: OracleRequest, label: str, latency: float) -> LabelResult:
         entry = self.registry.get(request.model_key)
-        entry.learn(extract(request.record, self.config.features), label)
+        x = extract(request.record, self.config.features)
+        refusal = self._refusal(entry, request, x, label)
+        if refusal is not None:
+            return LabelResult("invalid", request.query_id, refusal, request.model_key,
+                               request.reason, latency_s=latency)
+        risky = any(v is not None and math.isfinite(v) and abs(v) > _RISKY_ABS_VALUE
+                    for v in x.values())
+        before = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL) if risky else None
+        entry.learn(x, label)
+        if not _predicts_finitely(entry, x):
+            self.registry.replace(request.model_key, pickle.loads(before) if before  # noqa: S301
+                                  else None)
+            kept = "the model is as it was before" if before else "the model was reset"
+            return LabelResult("invalid", request.query_id, f"learning this label made model "
+                               f"{request.model_key!r} non-finite (extreme readings?); {kept}",
+                               request.model_key, request.reason, latency_s=latency)
         window: Window = "audit" if request.reason == "audit" else "queried"
         correct = self._policy(request.model_key).scores.update(window, request.predicted, label)
         return LabelResult("applied", request.query_id, "learnt", request.model_key,
@@ -254,12 +322,48 @@ class Learner:
     def threshold(self, model_key: str) -> float:
         return self._policy(model_key).gate.threshold
 
+    def _refusal(self, entry: ModelEntry, request: OracleRequest, x: Features,
+                 label: str) -> str | None:
+        """Why learning this label would take the model past ``limits``, if it would."""
+        limits, key = self.config.limits, request.model_key
+        if label not in entry.class_counts and \
+                len(entry.class_counts) >= limits.max_classes_per_model:
+            return (f"model {key!r} already knows {len(entry.class_counts)} classes "
+                    f"(learner.limits.max_classes_per_model); {label!r} would be one more")
+        new = len(x.keys() - entry.features)
+        if new and len(entry.features) + new > limits.max_features_per_model:
+            return (f"record {request.record_id} would take model {key!r} to "
+                    f"{len(entry.features) + new} features, beyond "
+                    f"learner.limits.max_features_per_model ({limits.max_features_per_model})")
+        return None
+
 
 def _measured(x: Features) -> Features:
     """The measured values only: derived flags (``@site=2``, ``@tester=…``) make a rare
     but ordinary site or tester look novel; on the simulated floor they took the novelty
     score's separation of the rare failure mode from AUC 0.63 to 0.47."""
     return {name: value for name, value in x.items() if not name.startswith("@")}
+
+
+def _top(proba: dict[str, float], k: int) -> dict[str, float]:
+    """The ``k`` most probable classes: 5,000 classes would not fit one message."""
+    if len(proba) <= k:
+        return proba
+    return dict(sorted(proba.items(), key=lambda item: -item[1])[:k])
+
+
+def _finite(proba: dict[str, float], model_key: str) -> dict[str, float]:
+    if all(math.isfinite(p) for p in proba.values()):
+        return proba
+    raise ValueError(f"model {model_key!r} returned non-finite probabilities")
+
+
+def _predicts_finitely(entry: ModelEntry, x: Features) -> bool:
+    try:
+        proba = entry.model.predict_proba_one(dict(x))
+    except (ArithmeticError, ValueError):
+        return False
+    return all(math.isfinite(float(p)) for p in proba.values())
 
 
 def _clean(proba: dict[object, float]) -> dict[str, float]:

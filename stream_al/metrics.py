@@ -25,6 +25,7 @@ from stream_al.reasons import REASONS
 __all__ = [
     "DEAD_LETTER_REASONS",
     "LABEL_OUTCOMES",
+    "QUERY_SKIP_REASONS",
     "LABEL_LATENCY_BUCKETS",
     "Metrics",
     "PROCESSING_BUCKETS",
@@ -43,9 +44,14 @@ LABEL_OUTCOMES: Final = ("applied", "unknown_query", "expired", "duplicate", "in
 #: Dead-letter codes: which kind of message failed, and how. ``other`` catches a code
 #: outside this list, so a new code is still counted and never crashes the daemon.
 DEAD_LETTER_REASONS: Final = (
-    "record_invalid", "request_invalid", "label_invalid",
-    "label_unknown_query", "label_expired", "label_duplicate", "other",
+    "record_invalid", "record_refused", "record_failed",
+    "request_invalid", "request_forged", "request_failed",
+    "label_invalid", "label_unknown_query", "label_expired", "label_duplicate", "label_failed",
+    "output_refused", "other",
 )
+#: Why a record the gate would have queried was not: ``too_large``, its request would
+#: not fit the requests topic.
+QUERY_SKIP_REASONS: Final = ("too_large",)
 
 #: Engineers answer in minutes to an hour; a retest system in seconds; a backlog in hours.
 LABEL_LATENCY_BUCKETS: Final = (
@@ -144,6 +150,10 @@ class Metrics:
         self._add_model_key(model_key)
         self.queries.labels(model_key, _checked(reason, REASONS, "query reason")).inc()
 
+    def observe_query_skip(self, reason: str) -> None:
+        """Count a record the gate chose but that was not queried (QUERY_SKIP_REASONS)."""
+        self.query_skips.labels(_checked(reason, QUERY_SKIP_REASONS, "query skip")).inc()
+
     def observe_uncertainty(self, uncertainty: float) -> None:
         """Record the uncertainty u ∈ [0, 1] the gate saw for one record."""
         self.uncertainty.observe(uncertainty)
@@ -235,6 +245,9 @@ class Metrics:
                                        ["outcome"], registry=registry)
         self.model_labels = Counter("stream_al_model_labels", "Labels learnt, per model.",
                                     ["model_key"], registry=registry)
+        self.query_skips = Counter("stream_al_query_skips",
+                                   "Records the gate chose but that were not queried, by why.",
+                                   ["reason"], registry=registry)
         self.dead_letters = Counter("stream_al_dead_letters",
                                     "Messages sent to the dead-letter topic, by reason code.",
                                     ["reason"], registry=registry)
@@ -286,6 +299,8 @@ class Metrics:
             self.labels_consumed.labels(label_outcome)
         for code in DEAD_LETTER_REASONS:
             self.dead_letters.labels(code)
+        for skip in QUERY_SKIP_REASONS:
+            self.query_skips.labels(skip)
 
     def _add_model_key(self, model_key: str) -> None:
         if model_key not in self._model_label_totals:

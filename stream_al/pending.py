@@ -1,12 +1,15 @@
 """Queries asked and not yet answered, joined with the labels that come back.
 
-Expiry is judged from the messages themselves (the label's ``labeled_at`` against the
+Expiry is judged from the label log (the time the broker took the label, against the
 request's ``expires_at``), never from a local clock, so every replica reaches the same
-verdict for the same label and their models stay identical.
+verdict for the same label and their models stay identical. Only the count of live
+queries, which holds back new queries when engineers fall behind, reads the local time:
+it changes what this replica asks, never what any replica learns.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +39,8 @@ class PendingQueries:
         self.answered_memory = answered_memory
         self._open: OrderedDict[str, OracleRequest] = OrderedDict()
         self._answered: OrderedDict[str, None] = OrderedDict()
+        self._expiry: list[tuple[float, str]] = []  # (expires_at, query_id), a heap
+        self._lapsed: set[str] = set()  # open, but past expires_at by the local clock
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -52,14 +57,26 @@ class PendingQueries:
         if request.query_id in self._open or request.query_id in self._answered:
             return False
         self._open[request.query_id] = request
+        heapq.heappush(self._expiry, (request.expires_at.timestamp(), request.query_id))
         while len(self._open) > self.capacity:
-            self._open.popitem(last=False)
+            evicted, _ = self._open.popitem(last=False)
+            self._lapsed.discard(evicted)
             self.evicted += 1
         return True
+
+    def live_count(self, now: datetime) -> int:
+        """Open queries not yet past their expiry at ``now``: what engineers still owe."""
+        t = now.timestamp()
+        while self._expiry and self._expiry[0][0] <= t:
+            _, query_id = heapq.heappop(self._expiry)
+            if query_id in self._open:
+                self._lapsed.add(query_id)
+        return len(self._open) - len(self._lapsed)
 
     def join(self, query_id: str, labeled_at: datetime) -> Join:
         """Match a label to its request and close the query."""
         request = self._open.pop(query_id, None)
+        self._lapsed.discard(query_id)
         if request is None:
             outcome: JoinOutcome = "duplicate" if query_id in self._answered else "unknown_query"
             return Join(outcome)
@@ -74,6 +91,7 @@ class PendingQueries:
         stale = [r for r in self._open.values() if r.expires_at.timestamp() < cutoff]
         for request in stale:
             del self._open[request.query_id]
+            self._lapsed.discard(request.query_id)
         return stale
 
     def open_requests(self) -> list[OracleRequest]:

@@ -5,6 +5,10 @@ the messages to produce (predictions, oracle requests, dead letters). It tracks 
 next offset of every partition it has processed, so a checkpoint taken between two
 calls says exactly where to resume.
 
+One message can never stop it: whatever goes wrong with one (bytes that do not decode,
+a bound of ``Limits`` crossed, an exception from a model) becomes that message's dead
+letter with the reason, and the next message is handled as usual.
+
 Labels are applied strictly in label-log order. A label whose request has not been
 read yet waits at the head of a queue (the request may still be in flight on another
 partition) until the caller says the request log is caught up; only then is it an
@@ -13,14 +17,15 @@ unknown query. Every replica therefore applies the same labels in the same order
 
 from __future__ import annotations
 
-import base64
 import time
 from collections import deque
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from stream_al.auth import HEADER, RequestSigner
 from stream_al.bus import Message, Outgoing
 from stream_al.codec import decode_label, decode_record, decode_request, encode
-from stream_al.errors import DecodeError
+from stream_al.errors import DecodeError, Refused
 from stream_al.learner import Decision, LabelResult, Learner
 from stream_al.metrics import Metrics
 from stream_al.records import DeadLetter
@@ -30,18 +35,27 @@ from stream_al.topics import TopicNames
 
 class Pipeline:
     def __init__(self, learner: Learner, topics: TopicNames, metrics: Metrics | None = None,
-                 offsets: Offsets | None = None, max_waiting_labels: int = 10_000) -> None:
+                 offsets: Offsets | None = None, max_waiting_labels: int = 10_000,
+                 counted: Offsets | None = None, signer: RequestSigner | None = None) -> None:
         self.learner = learner
         self.topics = topics
         self.metrics = metrics
         self.offsets: Offsets = dict(offsets or {})
         self.waiting_labels: deque[Message] = deque()
         self.max_waiting_labels = max_waiting_labels
+        #: Per partition, the offset up to which messages were already counted in the
+        #: metrics: after a restore to an older checkpoint, replayed messages are
+        #: processed again but not counted again. Shared with the caller across restores.
+        self.counted: Offsets = counted if counted is not None else {}
+        #: Signs the requests produced and checks those read; None trusts every request.
+        self.signer = signer
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, topics: TopicNames,
-                        metrics: Metrics | None = None) -> Pipeline:
-        return cls(checkpoint.learner, topics, metrics, checkpoint.offsets)
+                        metrics: Metrics | None = None, counted: Offsets | None = None,
+                        signer: RequestSigner | None = None) -> Pipeline:
+        return cls(checkpoint.learner, topics, metrics, checkpoint.offsets,
+                   counted=counted, signer=signer)
 
     def checkpoint(self, now: datetime) -> Checkpoint:
         return Checkpoint(self.learner, dict(self.offsets), now)
@@ -53,37 +67,70 @@ class Pipeline:
         if message.topic == self.topics.labels:
             self.waiting_labels.append(message)
             return self.drain_labels(requests_caught_up=False, now=now)
-        self._advance(message)
+        fresh = self._advance(message)
         if message.topic == self.topics.requests:
-            out = self._on_request(message, now)
+            out = self._contained(self._on_request, message, now, "request", fresh)
             return out + self.drain_labels(requests_caught_up=False, now=now)
-        return self._on_record(message, now)
+        return self._contained(self._on_record, message, now, "record", fresh)
+
+    def _contained(self, handler: Callable[[Message, datetime, bool], list[Outgoing]],
+                   message: Message, now: datetime, what: str, fresh: bool) -> list[Outgoing]:
+        if message.value is None:
+            return [self._dead_letter(message, "message has no value (null, e.g. a Kafka "
+                                      "tombstone): nothing to decode; send a JSON object",
+                                      f"{what}_invalid", now, fresh)]
+        try:
+            return handler(message, now, fresh)
+        except Exception as error:  # noqa: BLE001 - one message must never stop the daemon
+            reason = (f"processing this {what} failed ({type(error).__name__}: {error}); "
+                      "the daemon went on without it")
+            return [self._dead_letter(message, reason, f"{what}_failed", now, fresh)]
 
     # -- records ---------------------------------------------------------------------
 
-    def _on_record(self, message: Message, now: datetime) -> list[Outgoing]:
+    def _on_record(self, message: Message, now: datetime, fresh: bool) -> list[Outgoing]:
         started = time.perf_counter()
+        limits = self.learner.config.limits
+        assert message.value is not None
         try:
-            record = decode_record(message.value)
+            record = decode_record(message.value, max_bytes=limits.max_record_bytes,
+                                   max_abs_value=limits.max_abs_value)
         except DecodeError as error:
-            self._count_record("unknown", "dead_letter")
-            return [self._dead_letter(message, error.reason, "record_invalid", now)]
-        decision = self.learner.decide(record, now)
+            self._count_record("unknown", "dead_letter", fresh)
+            return [self._dead_letter(message, error.reason, "record_invalid", now, fresh)]
+        try:
+            decision = self.learner.decide(record, now)
+        except Refused as error:
+            self._count_record(record.kind, "dead_letter", fresh)
+            return [self._dead_letter(message, error.reason, "record_refused", now, fresh)]
+        where = message.where
         out = [Outgoing(self.topics.predictions, record.record_id.encode(),
-                        encode(decision.prediction))]
+                        encode(decision.prediction), where)]
         if decision.request is not None:
+            value = encode(decision.request)
+            headers = ((HEADER, self.signer.sign(value)),) if self.signer else ()
             out.append(Outgoing(self.topics.requests, decision.request.query_id.encode(),
-                                encode(decision.request)))
-        self._observe_decision(record.kind, decision, time.perf_counter() - started)
+                                value, where, headers))
+        if fresh:
+            self._observe_decision(record.kind, decision, time.perf_counter() - started)
         return out
 
     # -- requests and labels -----------------------------------------------------------
 
-    def _on_request(self, message: Message, now: datetime) -> list[Outgoing]:
+    def _on_request(self, message: Message, now: datetime, fresh: bool) -> list[Outgoing]:
+        assert message.value is not None
+        if self.signer is not None and not self.signer.verify(message):
+            return [self._dead_letter(message, "request is not signed with this deployment's "
+                                      "key (forged, or from a daemon with another "
+                                      "security.request_key): ignored", "request_forged",
+                                      now, fresh)]
+        limits = self.learner.config.limits
         try:
-            self.learner.accept_request(decode_request(message.value))
+            self.learner.accept_request(decode_request(
+                message.value, max_bytes=max(limits.max_request_bytes, limits.max_record_bytes),
+                max_abs_value=limits.max_abs_value))
         except DecodeError as error:
-            return [self._dead_letter(message, error.reason, "request_invalid", now)]
+            return [self._dead_letter(message, error.reason, "request_invalid", now, fresh)]
         return []
 
     def drain_labels(self, requests_caught_up: bool, now: datetime,
@@ -119,11 +166,13 @@ class Pipeline:
             if room_to_wait and not caught_up and self._awaits_request(message):
                 break
             self.waiting_labels.popleft()
-            self._advance(message)
-            out.extend(self._on_label(message, now))
+            fresh = self._advance(message)
+            out.extend(self._contained(self._on_label, message, now, "label", fresh))
         return out
 
     def _awaits_request(self, message: Message) -> bool:
+        if message.value is None:
+            return False
         try:
             query_id = decode_label(message.value).query_id
         except DecodeError:
@@ -131,24 +180,27 @@ class Pipeline:
         return query_id not in self.learner.pending and not self.learner.pending.was_answered(
             query_id)
 
-    def _on_label(self, message: Message, now: datetime) -> list[Outgoing]:
+    def _on_label(self, message: Message, now: datetime, fresh: bool) -> list[Outgoing]:
+        assert message.value is not None
         try:
             label = decode_label(message.value)
         except DecodeError as error:
-            self._count_label("invalid", None)
-            return [self._dead_letter(message, error.reason, "label_invalid", now)]
-        result = self.learner.apply(label)
-        self._observe_label(result)
+            self._count_label("invalid", None, fresh)
+            return [self._dead_letter(message, error.reason, "label_invalid", now, fresh)]
+        result = self.learner.apply(label, received_at=_received_at(message))
+        if fresh:
+            self._observe_label(result)
         if result.outcome == "applied":
             return []
-        return [self._dead_letter(message, result.detail, f"label_{result.outcome}", now)]
+        return [self._dead_letter(message, result.detail, f"label_{result.outcome}", now,
+                                  fresh)]
 
-    def publish_state(self) -> None:
+    def publish_state(self, now: datetime) -> None:
         """Gauges that describe state rather than events: call after each batch."""
         metrics, learner = self.metrics, self.learner
         if metrics is None:
             return
-        metrics.set_pending_queries(len(learner.pending))
+        metrics.set_pending_queries(learner.pending.live_count(now))
         for key in learner.registry.keys():
             windows = learner.policies[key].scores.rolling() if key in learner.policies else {}
             metrics.set_model_state(
@@ -157,27 +209,42 @@ class Pipeline:
                 budget_fraction=learner.config.budget.fraction, accuracies=windows,
                 labels=learner.registry.get(key).version)
 
+    def dead_letter_for(self, refused: Outgoing, reason: str, now: datetime) -> Outgoing:
+        """A dead letter for a message the broker refused to take (e.g. too large)."""
+        topic, _, rest = (refused.source or f"{refused.topic}[0]@0").partition("[")
+        partition, _, offset = rest.rstrip("]").partition("]@")
+        source = Message(topic, int(partition or 0), int(offset or 0), refused.key,
+                         refused.value)
+        return self._dead_letter(source, f"could not produce its {refused.topic} message: "
+                                 f"{reason}", "output_refused", now, fresh=True)
+
     # -- helpers -------------------------------------------------------------------
 
-    def _advance(self, message: Message) -> None:
-        self.offsets[(message.topic, message.partition)] = message.offset + 1
+    def _advance(self, message: Message) -> bool:
+        """Move past ``message``; True when it has not been counted in the metrics yet."""
+        tp = (message.topic, message.partition)
+        self.offsets[tp] = message.offset + 1
+        if message.offset < self.counted.get(tp, 0):
+            return False
+        self.counted[tp] = message.offset + 1
+        return True
 
-    def _dead_letter(self, message: Message, reason: str, code: str,
-                     now: datetime) -> Outgoing:
-        if self.metrics:
+    def _dead_letter(self, message: Message, reason: str, code: str, now: datetime,
+                     fresh: bool) -> Outgoing:
+        if self.metrics and fresh:
             self.metrics.observe_dead_letter(code)
-        letter = DeadLetter(
-            source_topic=message.topic, partition=message.partition, offset=message.offset,
-            error=reason, payload_b64=base64.b64encode(message.value).decode("ascii"), ts=now,
-        )
-        return Outgoing(self.topics.dlq, message.key, encode(letter))
+        letter = DeadLetter.from_payload(
+            message.value, reason, source_topic=message.topic, partition=message.partition,
+            offset=message.offset, ts=now,
+            keep_bytes=self.learner.config.limits.max_dead_letter_payload_bytes)
+        return Outgoing(self.topics.dlq, message.key, encode(letter), message.where)
 
-    def _count_record(self, kind: str, outcome: str) -> None:
-        if self.metrics:
+    def _count_record(self, kind: str, outcome: str, fresh: bool) -> None:
+        if self.metrics and fresh:
             self.metrics.observe_record(kind, outcome)
 
-    def _count_label(self, outcome: str, latency: float | None) -> None:
-        if self.metrics:
+    def _count_label(self, outcome: str, latency: float | None, fresh: bool) -> None:
+        if self.metrics and fresh:
             self.metrics.observe_label(outcome, latency)
 
     def _observe_decision(self, kind: str, decision: Decision, seconds: float) -> None:
@@ -190,6 +257,15 @@ class Pipeline:
         metrics.observe_processing(seconds)
         if request is not None:
             metrics.observe_query(decision.model_key, request.reason)
+        if decision.skipped is not None:
+            metrics.observe_query_skip(decision.skipped)
 
     def _observe_label(self, result: LabelResult) -> None:
-        self._count_label(result.outcome, result.latency_s)
+        self._count_label(result.outcome, result.latency_s, True)
+
+
+def _received_at(message: Message) -> datetime | None:
+    """The label log's time for this label (broker append time), if known."""
+    if message.timestamp_ms <= 0:
+        return None
+    return datetime.fromtimestamp(message.timestamp_ms / 1000, tz=UTC)

@@ -282,30 +282,45 @@ class DeadLetter(_Message):
     error: str
     payload_b64: str
     ts: Timestamp
+    #: Size and sha256 of the whole original payload; ``payload_b64`` holds only its start
+    #: when ``payload_truncated`` (a dead letter must fit the dead-letter topic).
+    payload_bytes: Count | None = None
+    payload_sha256: str | None = None
+    payload_truncated: bool = False
 
     @classmethod
     def from_payload(
         cls,
-        payload: bytes,
+        payload: bytes | None,
         error: str | Exception,
         *,
         source_topic: str,
         partition: int,
         offset: int,
         ts: datetime | None = None,
+        keep_bytes: int | None = None,
     ) -> DeadLetter:
-        """Wrap the original bytes and the reason; ``error`` may be a ``DecodeError``.
+        """Wrap the original bytes (at most ``keep_bytes`` of them) and the reason;
+        ``error`` may be a ``DecodeError``. ``ts`` defaults to now (UTC).
 
-        ``ts`` defaults to now (UTC).
+        >>> d = DeadLetter.from_payload(b"x" * 10, "too big", source_topic="t", partition=0,
+        ...                             offset=1, keep_bytes=4)
+        >>> d.payload(), d.payload_bytes, d.payload_truncated
+        (b'xxxx', 10, True)
         """
+        data = payload or b""
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+        kept = data if keep_bytes is None else data[:keep_bytes]
         return cls(
             source_topic=source_topic,
             partition=partition,
             offset=offset,
             error=reason,
-            payload_b64=base64.b64encode(payload).decode("ascii"),
+            payload_b64=base64.b64encode(kept).decode("ascii"),
             ts=ts if ts is not None else datetime.now(UTC),
+            payload_bytes=len(data),
+            payload_sha256=hashlib.sha256(data).hexdigest(),
+            payload_truncated=len(kept) < len(data),
         )
 
     def payload(self) -> bytes:

@@ -18,11 +18,15 @@ class ModelEntry:
     #: Labels learnt; also the model's version number in predictions and requests.
     version: int = 0
     class_counts: Counter[str] = field(default_factory=Counter)
+    #: Every feature name learnt: the imputer fills each one on every later prediction,
+    #: so their number is bounded (``Limits.max_features_per_model``).
+    features: set[str] = field(default_factory=set)
 
     def learn(self, x: Features, label: str) -> None:
         self.model.learn_one(dict(x), label)
         self.version += 1
         self.class_counts[label] += 1
+        self.features.update(x)
 
     def is_warm(self, min_labels_per_class: int, max_warmup_labels: int) -> bool:
         """True once two classes each have enough labels, or warm-up has cost enough.
@@ -63,6 +67,16 @@ class ModelRegistry:
 
     def keys(self) -> list[str]:
         return list(self._entries)
+
+    def replace(self, model_key: str, entry: ModelEntry | None) -> None:
+        """Put ``entry`` back for ``model_key``; None starts that model afresh."""
+        if entry is None:
+            self._entries.pop(model_key, None)
+        else:
+            self._entries[model_key] = entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def __contains__(self, model_key: object) -> bool:
         return model_key in self._entries

@@ -48,6 +48,7 @@ DESIGN_METRICS: dict[str, set[str]] = {
     "stream_al_processing_seconds": set(),
     "stream_al_consumer_lag": {"topic", "partition"},
     "stream_al_dead_letters_total": {"reason"},
+    "stream_al_query_skips_total": {"reason"},
     "stream_al_last_checkpoint_timestamp_seconds": set(),
     "stream_al_build_info": {"version", "python", "river"},
 }

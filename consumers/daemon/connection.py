@@ -22,6 +22,7 @@ from consumers.kafka.sources import (
     probe,
 )
 from consumers.settings import Settings
+from stream_al.bus import Outgoing
 from stream_al.state import Offsets
 
 #: Bounds how long a (re)connect blocks the loop, and with it a SIGTERM, while the
@@ -42,7 +43,7 @@ class Connection:
     consumer: KafkaConsumer  # the group consumer of the inputs: rebalances, commits, lag
     inputs: KafkaSource
     logs: KafkaLogSource
-    sink: KafkaSink[str]
+    sink: KafkaSink[Outgoing]
 
     @classmethod
     def open(cls, settings: Settings, offsets: Offsets, listener: Any) -> Connection:
@@ -50,7 +51,7 @@ class Connection:
         kafka, topics = settings.kafka, settings.topics
         opened: list[Any] = []
         try:
-            sink: KafkaSink[str] = KafkaSink.connect(kafka,
+            sink: KafkaSink[Outgoing] = KafkaSink.connect(kafka,
                                                      bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
             opened.append(sink)
             log_consumer = make_consumer(kafka, None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)

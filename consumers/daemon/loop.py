@@ -29,7 +29,7 @@ from consumers.daemon.checkpoints import CheckpointStore
 from consumers.daemon.connection import Connection
 from consumers.daemon.http import HealthServer
 from consumers.settings import Settings
-from stream_al.errors import BrokerUnavailable, StreamAlError
+from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
 from stream_al.learner import Learner
 from stream_al.loop import step
 from stream_al.metrics import Metrics
@@ -78,6 +78,12 @@ class Daemon:
         self._last_step = time.monotonic()
         self.pipeline: Pipeline | None = None
         self.flushed: Offsets = {}
+        #: Offsets already counted in the metrics, kept across restores (see Pipeline).
+        self.counted: Offsets = {}
+        self.signer = settings.security.signer()
+        if self.signer is None:
+            log.warning("security.request_key is not set: any request written to %s is "
+                        "trusted as the daemon's own", settings.topics.requests)
         self.connection: Connection | None = None
         self.kafka_error: str | None = None
         self.http: HealthServer | None = None
@@ -100,6 +106,11 @@ class Daemon:
                 try:
                     self._step(self._connect())
                     backoff = 1.0
+                except StateDirError as error:
+                    # The disk, not Kafka: the connection and the state in memory stay.
+                    log.error("%s; retrying in %.0f s", error, backoff)
+                    self.stop_requested.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 except (StreamAlError, KafkaError) as error:
                     if not error.retriable:
                         log.error("Kafka refused a request and says retrying will not help "
@@ -140,6 +151,8 @@ class Daemon:
                            else "not connected to Kafka yet")
         if connection is None or not connection.assignment():
             reasons.append("no input partitions assigned")
+        if (write_error := self.store.write_error) is not None:
+            reasons.append(write_error)  # "state dir … not writable: …"
         return not reasons, reasons
 
     def _recover(self, error: Exception, backoff: float) -> None:
@@ -152,14 +165,20 @@ class Daemon:
     # -- state -----------------------------------------------------------------------
 
     def _restore(self) -> None:
+        if self.store.configured_key != self.settings.checkpoint.key:
+            # __init__ builds the store without the key: bind it before the first load.
+            self.store = CheckpointStore(self.settings.state_dir, self.settings.checkpoint.key)
         checkpoint = self.store.load()
         topics = self.settings.topics
         if checkpoint is None:
-            self.pipeline = Pipeline(Learner(self.settings.learner), topics, self.metrics)
+            self.pipeline = Pipeline(Learner(self.settings.learner), topics, self.metrics,
+                                     counted=self.counted, signer=self.signer)
             log.info("no checkpoint in %s: starting fresh", self.settings.state_dir)
         else:
-            self.pipeline = Pipeline.from_checkpoint(checkpoint, topics, self.metrics)
-            log.info("restored checkpoint of %s", checkpoint.taken_at)
+            self.pipeline = Pipeline.from_checkpoint(checkpoint, topics, self.metrics,
+                                                     counted=self.counted, signer=self.signer)
+            log.info("restored checkpoint of %s from %s", checkpoint.taken_at,
+                     self.store.loaded_from)
         self.flushed = dict(self.pipeline.offsets)
 
     def checkpoint(self, connection: Connection) -> None:
@@ -171,16 +190,48 @@ class Daemon:
               ) -> None:
         assert self.pipeline is not None
         # Never checkpoint past a prediction that was not delivered.
-        connection.sink.flush(flush_timeout_s)
-        if failures := connection.sink.take_failures():
-            raise BrokerUnavailable(f"{len(failures)} messages were not delivered, e.g. "
-                                    f"{failures[0].tag}: {failures[0].reason}")
-        size = self.store.save(self.pipeline.checkpoint(datetime.now(UTC)))
+        self._settle(connection, flush_timeout_s)
+        try:
+            size = self.store.save(self.pipeline.checkpoint(datetime.now(UTC)))
+        except StateDirError as error:
+            # Neither fatal nor Kafka's fault, so not raised: from on_revoked it would abort
+            # the rebalance (kafka-python runs the callback again on every poll), and in the
+            # loop it would drop the connection. The last checkpoint stands (the truth on a
+            # restart), the loop keeps serving, /readyz says why, and the next attempt
+            # waits a whole checkpoint interval instead of coming at every turn.
+            self._last_checkpoint = time.monotonic()
+            self._labels_since_checkpoint = 0
+            log.error("%s; the last checkpoint stands (what came since is scored again "
+                      "after a restart or a rebalance); retrying at the next checkpoint", error)
+            return
         self.flushed = dict(self.pipeline.offsets)
         self.metrics.mark_checkpoint(time.time())
         self._last_checkpoint = time.monotonic()
         self._labels_since_checkpoint = 0
         log.debug("checkpoint saved (%d bytes)", size)
+
+    def _settle(self, connection: Connection, flush_timeout_s: float) -> None:
+        """Flush; a message the broker refused for good (too large, say) becomes a dead
+        letter of the message it answered, and the loop goes on. Anything else not
+        delivered is an outage: back off and resume from the last checkpoint."""
+        assert self.pipeline is not None
+        sink = connection.sink
+        for attempt in range(2):  # the dead letters themselves are bounded in size
+            sink.flush(flush_timeout_s)
+            failures = sink.take_failures()
+            lost = [f for f in failures if f.retriable]
+            if lost:
+                raise BrokerUnavailable(f"{len(lost)} messages were not delivered, e.g. "
+                                        f"{lost[0].tag.topic}: {lost[0].reason}")
+            if not failures:
+                return
+            now = datetime.now(UTC)
+            for refused in failures:
+                log.error("the broker refused a %s message for %s for good (%s): sending "
+                          "a dead letter instead", refused.tag.topic, refused.tag.source,
+                          refused.reason)
+                if attempt == 0:
+                    sink.send(self.pipeline.dead_letter_for(refused.tag, refused.reason, now))
 
     def _flushed_offsets(self, partitions: list[TopicPartition]
                          ) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -242,7 +293,7 @@ class Daemon:
 
     def _update_gauges(self, connection: Connection) -> None:
         assert self.pipeline is not None
-        self.pipeline.publish_state()
+        self.pipeline.publish_state(datetime.now(UTC))
         for tp, lag in connection.lag().items():
             self.metrics.set_consumer_lag(tp.topic, tp.partition, lag)
 

@@ -118,22 +118,23 @@ def _drive(stream: list, loop: InMemoryLoop, pipeline: Pipeline,  # type: ignore
             while loop.step(now, max_records=options.chunk):
                 pass
             _score(predictions, truth, state, pipeline)
-            _publish(loop, pipeline, store)
+            _publish(loop, pipeline, store, now)
             progress.update(task, completed=start + len(chunk))
             live.update(Group(progress, _view(state, pipeline)))
             _pace(options.rate, start + len(chunk), started)
         _finish(loop, now, options)
         _score(predictions, truth, state, pipeline)
         store.last = float("-inf")
-        _publish(loop, pipeline, store)
+        _publish(loop, pipeline, store, now)
         live.update(Group(progress, _view(state, pipeline)))
     console.line()
 
 
-def _publish(loop: InMemoryLoop, pipeline: Pipeline, store: _Checkpoints) -> None:
+def _publish(loop: InMemoryLoop, pipeline: Pipeline, store: _Checkpoints,
+             now: datetime) -> None:
     """State gauges, the in-memory consumer's lag, and a checkpoint now and then: the
     same signals the daemon gives, so the dashboard shows the demo as it would a floor."""
-    pipeline.publish_state()
+    pipeline.publish_state(now)
     if pipeline.metrics is None:
         return
     for (topic, partition), position in loop.inputs.positions.items():
@@ -179,7 +180,7 @@ def _score(predictions: InMemoryConsumer, truth: dict[str, str], state: DemoStat
     registry = pipeline.learner.registry
     state.labels = sum(registry.get(key).version for key in registry.keys())
     for message in predictions.poll(1_000_000):
-        prediction = decode_prediction(message.value)
+        prediction = decode_prediction(message.value or b"")
         hit = prediction.predicted == truth[prediction.record_id]
         state.processed += 1
         state.hits += hit

@@ -26,11 +26,16 @@ Tag = TypeVar("Tag")
 
 @dataclass(frozen=True)
 class Undelivered(Generic[Tag]):
-    """A message the broker refused, or did not acknowledge in time (``timed_out``)."""
+    """A message the broker refused, or did not acknowledge in time (``timed_out``).
+
+    ``retriable`` False means sending it again cannot help (e.g. it is too large): it is
+    that message's problem, not an outage.
+    """
 
     tag: Tag
     reason: str
     timed_out: bool = False
+    retriable: bool = True
 
 
 class KafkaSink(Generic[Tag]):
@@ -79,12 +84,14 @@ class KafkaSink(Generic[Tag]):
         away) raises :class:`BrokerUnavailable`; any other refusal (e.g. too large) is
         that message's failure only."""
         try:
-            future = self._producer.send(message.topic, key=message.key, value=message.value)
+            future = self._producer.send(message.topic, key=message.key, value=message.value,
+                                         headers=list(message.headers) or None)
         except KafkaError as error:
             if error.retriable:
                 raise BrokerUnavailable(f"{message.topic}: the broker did not take the "
                                         f"message ({error!r})") from error
-            self._failures.append(Undelivered(self._tag(message, tag), f"refused: {error!r}"))
+            self._failures.append(Undelivered(self._tag(message, tag), f"refused: {error!r}",
+                                              retriable=False))
             return
         with self._lock:
             sequence, self._sequence = self._sequence, self._sequence + 1
@@ -122,8 +129,8 @@ class KafkaSink(Generic[Tag]):
             pass  # whatever was still pending has been reported by flush()
 
     def _tag(self, message: Outgoing, tag: Tag | None) -> Tag:
-        # Without a tag of its own a message is known by its topic.
-        return tag if tag is not None else message.topic  # type: ignore[return-value]
+        # Without a tag of its own a message is known by itself.
+        return tag if tag is not None else message  # type: ignore[return-value]
 
     def _on_delivered(self, sequence: int, _metadata: object) -> None:
         with self._lock:
@@ -134,4 +141,6 @@ class KafkaSink(Generic[Tag]):
         with self._lock:
             tag = self._pending.pop(sequence, None)
             if tag is not None:
-                self._failures.append(Undelivered(tag, f"not delivered: {error!r}"))
+                retriable = bool(getattr(error, "retriable", True))
+                self._failures.append(Undelivered(tag, f"not delivered: {error!r}",
+                                                  retriable=retriable))

@@ -23,7 +23,7 @@ OFFSETS_TIMEOUT_MS = 5_000
 def to_message(record: Any) -> Message:
     """A kafka-python ConsumerRecord as the core's Message."""
     return Message(record.topic, record.partition, record.offset, record.key, record.value,
-                   record.timestamp)
+                   record.timestamp, tuple(record.headers or ()))
 
 
 def partitions_of(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

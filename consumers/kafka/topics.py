@@ -29,23 +29,33 @@ def topic_plan(topics: TopicNames, input_partitions: int = 6) -> list[TopicPlan]
     The label topic has ONE partition: it is the total order every replica applies
     labels in. Requests and labels are kept forever (they are budget-sized), because a
     new replica rebuilds its models by replaying them. Claims matter for minutes; a day
-    of them is plenty for a desk to replay at start.
+    of them is plenty for a desk to replay at start. Requests, labels and claims are
+    stamped with the broker's append time (``LogAppendTime``): a sender cannot backdate.
     """
     week, month = str(7 * _DAY_MS), str(30 * _DAY_MS)
-    plans = [TopicPlan(name, input_partitions, {"retention.ms": week}) for name in topics.inputs]
+    plans = [TopicPlan(name, input_partitions, _config(week)) for name in topics.inputs]
     return plans + [
-        TopicPlan(topics.predictions, input_partitions, {"retention.ms": week}),
-        TopicPlan(topics.requests, 3, {"retention.ms": "-1"}),
-        TopicPlan(topics.labels, 1, {"retention.ms": "-1"}),
-        TopicPlan(topics.dlq, 1, {"retention.ms": month,
-                                  "max.message.bytes": str(MAX_MESSAGE_BYTES)}),
+        TopicPlan(topics.predictions, input_partitions, _config(week)),
+        # The broker's append time, not the sender's, judges expiry and latency.
+        TopicPlan(topics.requests, 3, _config("-1", log_time=True)),
+        TopicPlan(topics.labels, 1, _config("-1", log_time=True)),
+        TopicPlan(topics.dlq, 1, _config(month)),
         claims_plan(topics.claims),
     ]
 
 
+def _config(retention_ms: str, log_time: bool = False) -> dict[str, str]:
+    """Every topic takes what the producer may send (``MAX_MESSAGE_BYTES``), so a message
+    the producer accepts is never refused by the topic."""
+    config = {"retention.ms": retention_ms, "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    if log_time:
+        config["message.timestamp.type"] = "LogAppendTime"
+    return config
+
+
 def claims_plan(name: str) -> TopicPlan:
     """The desk claim topic: one partition, so every desk reads claims in one order."""
-    return TopicPlan(name, 1, {"retention.ms": str(_DAY_MS)})
+    return TopicPlan(name, 1, _config(str(_DAY_MS), log_time=True))
 
 
 def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],

@@ -18,8 +18,10 @@ from kafka.errors import KafkaError
 
 from consumers.kafka.clients import make_consumer
 from consumers.kafka.sink import KafkaSink
+from consumers.kafka.sources import to_message
 from consumers.settings import Settings
-from stream_al.bus import Outgoing
+from stream_al.auth import RequestSigner
+from stream_al.bus import Message, Outgoing
 from stream_al.codec import decode_request, encode
 from stream_al.errors import BrokerUnavailable, DecodeError
 from stream_al.oracle import SimulatedOracle, TruthLookup, truth_from_record
@@ -65,14 +67,15 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     """Answer until stopped, idle for ``idle_exit_s``, or ``max_labels`` sent."""
     consumer = make_consumer(settings.kafka, group)
     consumer.subscribe([settings.topics.requests])
-    sink: KafkaSink[str] = KafkaSink.connect(settings.kafka)
+    sink: KafkaSink[Outgoing] = KafkaSink.connect(settings.kafka)
     sent, last_activity = 0, datetime.now(UTC)
+    signer = settings.security.signer()
     try:
         while not stop.is_set() and (max_labels is None or sent < max_labels):
             now = datetime.now(UTC)
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
-                    _offer(oracle, record.value, now)
+                    _offer(oracle, to_message(record), signer, now)
                     last_activity = now
             for label in oracle.due(now):
                 sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
@@ -98,9 +101,14 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     return 0
 
 
-def _offer(oracle: SimulatedOracle, payload: bytes, now: datetime) -> None:
+def _offer(oracle: SimulatedOracle, message: Message, signer: RequestSigner | None,
+           now: datetime) -> None:
+    if signer is not None and not signer.verify(message):
+        log.warning("skipping a request that is not signed with security.request_key (%s)",
+                    message.where)
+        return
     try:
-        request = decode_request(payload)
+        request = decode_request(message.value or b"")
     except DecodeError as error:
         log.warning("skipping a malformed request: %s", error.reason)
         return

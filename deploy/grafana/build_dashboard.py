@@ -170,6 +170,11 @@ def oracle_panels() -> Panels:
               "applied: learnt; unknown_query, expired, duplicate, invalid: dead-lettered.",
               "ops", Query(f"sum by (outcome) (rate(stream_al_labels_total[{RATE}]))",
                            "{{outcome}}"), span=6),
+        graph("Queries skipped/s by reason",
+              "Records the gate chose but that were not asked about. too_large: the "
+              "request would not fit the requests topic (learner.limits.max_request_bytes).",
+              "ops", Query(f"sum by (reason) (rate(stream_al_query_skips_total[{RATE}]))",
+                           "{{reason}}"), span=12),
     ]
 
 

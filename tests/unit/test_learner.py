@@ -118,7 +118,9 @@ def test_label_outcomes_are_reported_never_raised() -> None:
     learner = Learner(config(**QUERY_ALL, query_ttl_s=60))
     request = learner.decide(parametric("d-1"), T0).request
     assert request is not None
-    assert learner.apply(label("q-unknown")).outcome == "unknown_query"
+    # Label-log time only moves forward: the unknown query's label came first.
+    assert learner.apply(label("q-unknown", at=T0 + timedelta(seconds=10))).outcome == \
+        "unknown_query"
     applied = learner.apply(label(request.query_id, at=T0 + timedelta(seconds=30)))
     assert (applied.outcome, applied.latency_s) == ("applied", 30.0)
     assert learner.apply(label(request.query_id)).outcome == "duplicate"

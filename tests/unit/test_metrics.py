@@ -43,6 +43,7 @@ def exercise_every_metric(metrics: Metrics) -> None:
     metrics.observe_processing(3e-5)
     metrics.observe_label("applied", 95.0)
     metrics.observe_dead_letter("record_invalid")
+    metrics.observe_query_skip("too_large")
     metrics.set_model_state("PMIC-A7", threshold=0.61, queried_fraction=0.04,
                             budget_fraction=0.05, accuracies=_ACCURACIES, labels=12)
     metrics.set_pending_queries(7)

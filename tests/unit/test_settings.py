@@ -97,3 +97,13 @@ def test_config_show_prints_masked_settings_and_fails_with_the_field() -> None:
     assert bad.exit_code == 2
     assert "learner.budget.fraction" in bad.output
     assert "audit_fraction" not in bad.output  # no follow-on noise from dependent defaults
+
+
+def test_a_rejected_secret_is_never_echoed(tmp_path: Path) -> None:
+    config = tmp_path / "stream-al.yaml"
+    config.write_text('security:\n  request_key: "hunter2-short"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert "security.request_key" in message and "at least 16 characters" in message
+    assert "hunter2" not in message

@@ -45,7 +45,7 @@ class DeskService:
                                self._publish_claim if self.claims_topic else None)
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
-        self._sink: KafkaSink[str] | None = None
+        self._sink: KafkaSink[Outgoing] | None = None
 
     def start(self) -> None:
         if self.claims_topic:
