@@ -70,11 +70,15 @@ def label_bytes(query_id: str, value: str = "fail", at: datetime = T0) -> bytes:
     return encode(OracleLabel(query_id=query_id, label=value, labeler="eng", labeled_at=at))
 
 
+def device(record_id: str, measurements: dict[str, float | None]) -> bytes:
+    return encode(parametric(record_id).model_copy(update={"measurements": measurements}))
+
+
 def ask(pipe: Pipeline, log: Offsets, record_id: str, **measurements: float | None
         ) -> tuple[Message, list[Outgoing]]:
     """A record through the pipeline, and its request read back from the log."""
-    out = pipe.handle(log.msg(TOPICS.parametric, encode(parametric(record_id, **measurements))),
-                      T0)
+    payload = device(record_id, measurements) if measurements else encode(parametric(record_id))
+    out = pipe.handle(log.msg(TOPICS.parametric, payload), T0)
     [sent] = [o for o in out if o.topic == TOPICS.requests]
     return log.msg(TOPICS.requests, sent.value, headers=sent.headers), out
 
@@ -167,7 +171,7 @@ def test_no_payload_on_any_topic_makes_the_pipeline_raise(topic: str,
 def test_a_record_whose_request_would_not_fit_is_predicted_but_never_asked() -> None:
     pipe, registry = pipeline(**ALWAYS, limits={"max_request_bytes": 20_000})
     big = {f"test_{i:05d}": 0.5 for i in range(1500)}  # ~30 KB of JSON
-    out = pipe.handle(Offsets().msg(TOPICS.parametric, encode(parametric("big", **big))), T0)
+    out = pipe.handle(Offsets().msg(TOPICS.parametric, device("big", dict(big))), T0)
     assert [o.topic for o in out] == [TOPICS.predictions]
     assert not decode_prediction(out[0].value).queried
     assert registry.get_sample_value("stream_al_query_skips_total",
