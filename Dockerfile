@@ -23,7 +23,10 @@ RUN pip install . && rm -rf /opt/stream-al/build
 WORKDIR /var/lib/stream-al
 USER stream-al
 # No *_created twin of every counter: it doubles the series and no panel or alert reads it.
+# Metrics and health listen on every interface of the container: Prometheus scrapes it
+# from another one (outside a container the default is 127.0.0.1).
 ENV STREAM_AL_STATE_DIR=/var/lib/stream-al \
+    STREAM_AL_HTTP__HOST=0.0.0.0 \
     STREAM_AL_HTTP__PORT=9108 \
     PROMETHEUS_DISABLE_CREATED_SERIES=true
 VOLUME ["/var/lib/stream-al"]

@@ -85,7 +85,8 @@ class KafkaSettings(BaseModel):
 class HttpSettings(BaseModel):
     model_config = _FROZEN
 
-    host: str = Field("0.0.0.0", description="address for /metrics, /healthz, /readyz")  # noqa: S104
+    host: str = Field("127.0.0.1", description="address for /metrics, /healthz, /readyz "
+                      "(0.0.0.0 to let Prometheus on another host scrape it)")
     port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
 
 
@@ -124,8 +125,8 @@ class DeskSettings(BaseModel):
                                "no other desk or terminal on these topics)")
     users_file: Path | None = Field(None, description="desk accounts, written 0600 by "
                                     "`stream-al desk users` (default: state_dir/desk-users.json)")
-    # No length constraint here: a rejected value is echoed in the settings error, and this
-    # one is a secret; the desk checks its length when it starts.
+    # Its length is checked when the desk starts (sessions.py), by a message that says
+    # what to do rather than pydantic's "at least 32 items".
     session_secret: SecretStr | None = Field(None, description="key signing session cookies, "
                                              "32+ characters (default: generated once into "
                                              "state_dir/desk-session-secret)")

@@ -69,3 +69,25 @@ def test_the_daemon_is_not_alive_once_its_loop_stalls(tmp_path: Path) -> None:
     daemon._last_step = time.monotonic() - 61
     alive, reasons = daemon.liveness()
     assert not alive and "has not turned for 61 s" in reasons[0]
+
+
+def test_slow_clients_hold_a_bounded_number_of_threads_and_time_out() -> None:
+    import socket
+    import threading
+    import time
+
+    server = HealthServer("127.0.0.1", 0, CollectorRegistry(), lambda: (True, []),
+                          workers=4, request_timeout_s=0.5).start()
+    try:
+        before = threading.active_count()
+        slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
+        for client in slow:
+            client.sendall(b"GET /metr")  # and never the rest of the request
+        time.sleep(0.2)
+        assert threading.active_count() - before <= 4
+        time.sleep(1.0)  # past the request timeout: the slots are free again
+        assert get(server, "/healthz")[0] == 200
+        for client in slow:
+            client.close()
+    finally:
+        server.stop()
