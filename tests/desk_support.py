@@ -1,15 +1,26 @@
 """Shared by the desk's tests: requests to produce or feed, labels to read back, a desk
-that records labels instead of sending them, the environment of a ``stream-al`` process."""
+that records labels instead of sending them, the desk's authentication with a test key
+and quick password hashes, browsers logged in to an app, the environment of a
+``stream-al`` process."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from argon2 import PasswordHasher
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
+from consumers.oracle.desk.accounts import Accounts
+from consumers.oracle.desk.auth import DeskAuth, Identity
+from consumers.oracle.desk.guard import CSRF_HEADER, SameOrigin
 from consumers.oracle.desk.service import DeskService
+from consumers.oracle.desk.sessions import SessionSigner
 from consumers.settings import DeskSettings, Settings
 from stream_al.codec import decode_label, encode
 from stream_al.reasons import Reason
@@ -51,6 +62,65 @@ class RecordingDesk(DeskService):
             self.state.read_request(payload, "test", datetime.now(UTC))
 
 
+#: The key unit tests sign sessions with (the desk's own is random, in the state dir).
+TEST_SECRET = b"desk-unit-tests-session-key-0123456789"
+#: Argon2 at its cheapest: the tests check the flow, not the hash's cost.
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def auth_for(identity: Identity, clock: Callable[[], float] = time.time,
+              lifetime_s: float = 3600.0) -> DeskAuth:
+    """The desk's authentication around ``identity``, sessions signed with TEST_SECRET."""
+    return DeskAuth(identity, SessionSigner(TEST_SECRET, lifetime_s, clock), SameOrigin())
+
+
+def accounts_with(path: Path, **passwords: str) -> Accounts:
+    """An accounts file at ``path`` holding ``name=password`` for each one given."""
+    accounts = Accounts(path, QUICK_HASHER)
+    for name, password in passwords.items():
+        accounts.add(name, password)
+    return accounts
+
+
+def browser(app: Starlette) -> TestClient:
+    return TestClient(app, follow_redirects=False)
+
+
+def logged_in(app: Starlette, name: str, password: str) -> TestClient:
+    """A browser logged in as ``name``, sending its CSRF token as the desk's page does."""
+    client = browser(app)
+    assert client.post("/login", json={"name": name, "password": password}).status_code == 200
+    with_token(client)
+    return client
+
+
+def with_token(client: TestClient) -> TestClient:
+    """Send this browser's session CSRF token with every request from now on."""
+    client.headers[CSRF_HEADER] = client.get("/api/session").json()["csrf"]
+    return client
+
+
+#: A scripted terminal's step: a typed line, or an action taken while no line comes.
+Step = str | Callable[[], None]
+
+
+class ScriptedLines:
+    """The terminal labeller's input: each poll answers with the next step (a typed line,
+    or an action and then no line); EOF once the script is done."""
+
+    def __init__(self, *steps: Step) -> None:
+        self.steps = list(steps)
+
+    def poll(self, timeout_s: float) -> str | None:
+        if not self.steps:
+            raise EOFError
+        step = self.steps.pop(0)
+        if callable(step):
+            step()
+            return None
+        return step
+
+
 def produce(bootstrap: str, topic: str, *payloads: OracleRequest | OracleLabel | bytes) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
@@ -90,4 +160,4 @@ def stream_al_env(bootstrap: str, requests_topic: str, labels_topic: str,
     return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                   "STREAM_AL_TOPICS__REQUESTS": requests_topic,
                   "STREAM_AL_TOPICS__LABELS": labels_topic,
-                  "STREAM_AL_DESK__CLAIMS_TOPIC": claims_topic}
+                  "STREAM_AL_TOPICS__CLAIMS": claims_topic}

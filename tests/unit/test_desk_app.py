@@ -1,16 +1,23 @@
 """The desk's web app and state without a broker: requests are fed as bytes, labels are
-recorded instead of produced (the Kafka round trip is the browser test's job)."""
+recorded instead of produced (the Kafka round trip is the browser test's job). Logging
+in, sessions and CSRF have their own file, test_desk_auth.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consumers.oracle.desk.app import create_app
-from tests.desk_support import RecordingDesk
+from consumers.oracle.desk.auth import FixedLabeler, PasswordLogin
+from tests.desk_support import RecordingDesk, accounts_with, auth_for, browser
+from tests.desk_support import logged_in as logged_in_to
 from tests.desk_support import oracle_request as ask
+
+PASSWORDS = {"ann": "ann-secret-1", "bob": "bob-secret-2", "eng 42": "eng-secret-3"}
 
 
 @pytest.fixture
@@ -19,32 +26,37 @@ def desk() -> RecordingDesk:
 
 
 @pytest.fixture
-def client(desk: RecordingDesk) -> Iterator[TestClient]:
-    with TestClient(create_app(desk), follow_redirects=False) as client:
+def app(desk: RecordingDesk, tmp_path: Path) -> Starlette:
+    accounts = accounts_with(tmp_path / "users.json", **PASSWORDS)
+    return create_app(desk, auth_for(PasswordLogin(accounts)))
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with browser(app) as client:
         yield client
 
 
-def logged_in(desk: RecordingDesk, name: str) -> TestClient:
-    client = TestClient(create_app(desk), follow_redirects=False)
-    assert client.post("/login", data={"name": name}).headers["location"] == "/"
-    return client
+def logged_in(app: Starlette, name: str) -> TestClient:
+    return logged_in_to(app, name, PASSWORDS[name])
 
 
 def test_the_page_asks_who_is_labelling_first(client: TestClient) -> None:
     assert client.get("/").headers["location"] == "/login"
     assert client.get("/api/state").status_code == 401
-    assert client.post("/login", data={"name": "<script>"}).headers["location"] == "/login?bad=1"
-    client.post("/login", data={"name": "eng 42"})
+    assert client.post("/login", json={"name": "eng 42", "password": PASSWORDS["eng 42"]}
+                       ).status_code == 200
     page = client.get("/")
     assert page.status_code == 200
     assert "desk.js" in page.text
     assert client.get("/api/state").json()["labeler"] == "eng 42"
 
 
-def test_two_people_get_different_cards_and_labels_are_signed(desk: RecordingDesk) -> None:
+def test_two_people_get_different_cards_and_labels_are_signed(desk: RecordingDesk,
+                                                              app: Starlette) -> None:
     first, second = ask(1, uncertainty=0.9), ask(2, uncertainty=0.7)
     desk.feed(first, second)
-    ann, bob = logged_in(desk, "ann"), logged_in(desk, "bob")
+    ann, bob = logged_in(app, "ann"), logged_in(app, "bob")
     ann_view, bob_view = ann.get("/api/state").json(), bob.get("/api/state").json()
     assert ann_view["card"]["query_id"] == first.query_id
     assert bob_view["card"]["query_id"] == second.query_id
@@ -56,10 +68,11 @@ def test_two_people_get_different_cards_and_labels_are_signed(desk: RecordingDes
         (first.query_id, "fail", "ann")]
 
 
-def test_a_second_label_for_a_query_is_refused_with_the_reason(desk: RecordingDesk) -> None:
+def test_a_second_label_for_a_query_is_refused_with_the_reason(desk: RecordingDesk,
+                                                               app: Starlette) -> None:
     request = ask(1)
     desk.feed(request)
-    ann, bob = logged_in(desk, "ann"), logged_in(desk, "bob")
+    ann, bob = logged_in(app, "ann"), logged_in(app, "bob")
     ann.get("/api/state")
     taken = bob.post("/api/label", json={"query_id": request.query_id, "label": "pass"})
     assert taken.status_code == 409
@@ -73,10 +86,10 @@ def test_a_second_label_for_a_query_is_refused_with_the_reason(desk: RecordingDe
     assert len(desk.sent) == 1
 
 
-def test_an_empty_label_is_refused(desk: RecordingDesk) -> None:
+def test_an_empty_label_is_refused(desk: RecordingDesk, app: Starlette) -> None:
     request = ask(1)
     desk.feed(request)
-    ann = logged_in(desk, "ann")
+    ann = logged_in(app, "ann")
     reply = ann.post("/api/label", json={"query_id": request.query_id, "label": "  "})
     assert reply.status_code == 409
     assert desk.sent == []
@@ -85,44 +98,44 @@ def test_an_empty_label_is_refused(desk: RecordingDesk) -> None:
 def test_a_configured_name_needs_no_login_but_each_browser_has_its_own_card(
         desk: RecordingDesk) -> None:
     desk.feed(ask(1), ask(2))
-    app = create_app(desk, labeler="line-3")
+    app = create_app(desk, auth_for(FixedLabeler("line-3")))
     views = []
     for _ in range(2):
-        with TestClient(app, follow_redirects=False) as browser:
-            assert browser.get("/").status_code == 200  # sets this browser's holder cookie
-            views.append(browser.get("/api/state").json())
+        with browser(app) as page:
+            assert page.get("/").status_code == 200  # sets this browser's session cookie
+            views.append(page.get("/api/state").json())
+            assert page.get("/login").headers["location"] == "/"  # nothing to log in to
     assert {v["labeler"] for v in views} == {"line-3"}
     assert views[0]["card"]["query_id"] != views[1]["card"]["query_id"]
 
 
-def test_skip_moves_the_card_to_the_back_and_logout_frees_it(desk: RecordingDesk) -> None:
+def test_skip_moves_the_card_to_the_back_and_logout_frees_it(desk: RecordingDesk,
+                                                             app: Starlette) -> None:
     first, second = ask(1, uncertainty=0.9), ask(2, uncertainty=0.7)
     desk.feed(first, second)
-    ann = logged_in(desk, "ann")
+    ann = logged_in(app, "ann")
     ann.get("/api/state")
     ann.post("/api/skip", json={"query_id": first.query_id})
     view = ann.get("/api/state").json()
     assert view["card"]["query_id"] == second.query_id
     assert [q["query_id"] for q in view["queue"]] == [first.query_id]
-    ann.post("/logout")
-    bob = logged_in(desk, "bob")
+    assert ann.post("/logout", json={}).json() == {"ok": True, "next": "/login"}
+    assert ann.get("/api/state").status_code == 401
+    bob = logged_in(app, "bob")
     assert bob.get("/api/state").json()["card"]["query_id"] == first.query_id
 
 
 def test_malformed_requests_are_counted_on_the_status_line(desk: RecordingDesk,
-                                                           client: TestClient) -> None:
+                                                           app: Starlette) -> None:
     desk.feed(b"{oops", ask(1))
-    client.post("/login", data={"name": "ann"})
-    status = client.get("/api/state").json()["status"]
+    status = logged_in(app, "ann").get("/api/state").json()["status"]
     assert status["malformed_requests"] == 1
     assert status["open"] == 1
 
 
-def test_the_card_shows_what_an_engineer_needs(desk: RecordingDesk,
-                                                client: TestClient) -> None:
+def test_the_card_shows_what_an_engineer_needs(desk: RecordingDesk, app: Starlette) -> None:
     desk.feed(ask(4))
-    client.post("/login", data={"name": "ann"})
-    card = client.get("/api/state").json()["card"]
+    card = logged_in(app, "ann").get("/api/state").json()["card"]
     assert card["classes"] == ["fail", "pass"]
     assert card["measurements"] == [["fmax_mhz", 2034.5], ["idd_static_ma", 1.23],
                                     ["leak_ua", None], ["vdd_core_v", 0.9012]]
@@ -133,4 +146,6 @@ def test_the_card_shows_what_an_engineer_needs(desk: RecordingDesk,
 
 def test_the_static_files_are_served(client: TestClient) -> None:
     assert "EventSource" in client.get("/static/desk.js").text
+    assert "X-CSRF-Token" in client.get("/static/desk.js").text
+    assert "application/json" in client.get("/static/login.js").text
     assert client.get("/login").status_code == 200

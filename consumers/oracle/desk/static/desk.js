@@ -1,11 +1,14 @@
 // The labelling desk page: renders the state the server streams, sends answers.
 // Every value from a record goes in through textContent (never innerHTML): records are
 // untrusted input from the floor.
+// Every change is sent as JSON with the session's CSRF token (from /api/session, which
+// no other site's page can read); the session cookie itself is HttpOnly.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
 let current = null;   // the card on screen
 let busy = false;     // an answer is on its way: ignore further keys
+let csrf = "";        // this session's token, sent with every change
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -175,15 +178,24 @@ function toast(message, isError) {
   toast.timer = setTimeout(() => { box.hidden = true; }, isError ? 6000 : 2500);
 }
 
+function toLogin(response) {
+  // The session ended (expired, logged out elsewhere, account removed): log in again.
+  if (response.status === 401) location.assign("/");
+  return response.status === 401;
+}
+
 async function post(path, body) {
-  const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+  const response = await fetch(path, { method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: JSON.stringify(body) });
+  toLogin(response);
   return [response.ok, await response.json()];
 }
 
 async function refresh() {
   const response = await fetch("/api/state");
   if (response.ok) render(await response.json());
+  else toLogin(response);
 }
 
 async function send(label) {
@@ -225,8 +237,26 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-const events = new EventSource("/api/events");
-events.onmessage = (event) => render(JSON.parse(event.data));
-events.onerror = () => {
-  document.getElementById("status").textContent = "connection lost: reconnecting…";
-};
+async function logOut() {
+  const [ok, reply] = await post("/logout", {});
+  if (ok) location.assign(reply.next);
+}
+
+async function start() {
+  const response = await fetch("/api/session");
+  if (toLogin(response) || !response.ok) return;
+  const session = await response.json();
+  csrf = session.csrf;
+  document.getElementById("who").textContent = `labelling as ${session.labeler}`;
+  const logout = document.getElementById("logout");
+  logout.hidden = !session.logs_in;  // with a fixed name or a proxy, there is no logging out
+  logout.addEventListener("click", logOut);
+  const events = new EventSource("/api/events");
+  events.onmessage = (event) => render(JSON.parse(event.data));
+  events.onerror = () => {
+    document.getElementById("status").textContent = "connection lost: reconnecting…";
+    fetch("/api/session").then(toLogin, () => {});  // refused because the session ended?
+  };
+}
+
+start();
