@@ -48,7 +48,9 @@ def register(cli: Cli) -> None:
             shared.fail("oracle label", error)
         try:
             name = settings.desk.labeler or getpass.getuser()
-            raise typer.Exit(TerminalLabeller(service, name, Console(highlight=False),
-                                               FileLines()).run())
+            # No markup or emoji parsing at all: the labeller prints records as Text, and
+            # a string that slipped through must still show as typed.
+            console = Console(highlight=False, markup=False, emoji=False)
+            raise typer.Exit(TerminalLabeller(service, name, console, FileLines()).run())
         finally:
             service.stop()

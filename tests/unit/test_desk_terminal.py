@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,26 +14,8 @@ from consumers.oracle.terminal.labeller import FileLines, TerminalLabeller
 from consumers.oracle.terminal.view import wafer_text
 from stream_al.codec import encode
 from stream_al.records import OracleLabel
-from tests.desk_support import RecordingDesk
+from tests.desk_support import RecordingDesk, ScriptedLines, Step
 from tests.desk_support import oracle_request as ask
-
-Step = str | Callable[[], None]
-
-
-class ScriptedLines:
-    """Answers each poll with the next step: a typed line, or an action (then no line)."""
-
-    def __init__(self, *steps: Step) -> None:
-        self.steps = list(steps)
-
-    def poll(self, timeout_s: float) -> str | None:
-        if not self.steps:
-            raise EOFError
-        step = self.steps.pop(0)
-        if callable(step):
-            step()
-            return None
-        return step
 
 
 def run(desk: RecordingDesk, *steps: Step) -> str:

@@ -3,6 +3,9 @@
 It shows one card at a time and reads a line: a class number, a class name, ``n`` for a
 new class, ``s`` to skip, ``q`` to quit. While it waits for input it keeps watching the
 topics, so a card answered elsewhere (or expired) is dropped at once, not refused later.
+
+What it prints of records, of other people's names and of Kafka's errors is ``safe``
+Text (safe_text.py): shown as typed, never read as markup or terminal control.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import sys
 from typing import Final, Protocol
 
 from rich.console import Console
+from rich.text import Text
 
 from consumers.oracle.desk.cards import JSON
 from consumers.oracle.desk.service import DeskService
+from consumers.oracle.terminal.safe_text import safe
 from consumers.oracle.terminal.view import card_panel, status_line
 from stream_al.desk_queue import LabelRefused
 from stream_al.errors import BrokerUnavailable
@@ -63,7 +68,7 @@ class TerminalLabeller:
 
     def run(self) -> int:
         """Label until ``q``, end of input or Ctrl-C; the exit code."""
-        self.console.print(f"Labelling as [bold]{self.labeler}[/].")
+        self.console.print(Text.assemble("Labelling as ", safe(self.labeler, "bold"), "."))
         try:
             while self._step():
                 pass
@@ -82,7 +87,7 @@ class TerminalLabeller:
         return self._ask(view["card"])
 
     def _wait(self, status: JSON) -> bool:
-        self.console.print(f"[dim]{status_line(status)}[/]")
+        self.console.print(Text(status_line(status), "dim"))
         self.console.print("Waiting for queries… (q and Enter to quit)")
         while True:
             line = self.lines.poll(_TICK_S)
@@ -101,7 +106,7 @@ class TerminalLabeller:
                 return False
             if choice in ("s", "skip"):
                 self.service.skip(card["query_id"], self.holder)
-                self.console.print(f"Skipped {card['query_id']}.")
+                self.console.print(Text.assemble("Skipped ", safe(card["query_id"]), "."))
                 return True
             label = self._label_for(card, line)
             if label is not None and self._send(card["query_id"], label):
@@ -129,7 +134,7 @@ class TerminalLabeller:
                 return line
             why = self.service.refusal(card["query_id"], self.holder)
             if why is not None:
-                self.console.print(f"\n[yellow]{why}[/]: next card.")
+                self.console.print(Text.assemble("\n", safe(why, "yellow"), ": next card."))
                 return None
 
     def _send(self, query_id: str, label: str) -> bool:
@@ -137,10 +142,11 @@ class TerminalLabeller:
         try:
             sent = self.service.answer(query_id, label, self.holder, self.labeler)
         except LabelRefused as refused:
-            self.console.print(f"[red]Refused:[/] {refused.reason}")
+            self.console.print(Text.assemble(("Refused: ", "red"), safe(refused.reason)))
             return True
         except BrokerUnavailable as error:
-            self.console.print(f"[red]Not sent:[/] {error}")
+            self.console.print(Text.assemble(("Not sent: ", "red"), safe(error)))
             return False
-        self.console.print(f"[green]✓[/] {sent.query_id}: labelled {sent.label}")
+        self.console.print(Text.assemble(("✓ ", "green"), safe(sent.query_id), ": labelled ",
+                                         safe(sent.label)))
         return True

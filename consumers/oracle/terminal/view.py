@@ -1,4 +1,8 @@
-"""The desk's card drawn for a terminal with rich: the same fields as the web page."""
+"""The desk's card drawn for a terminal with rich: the same fields as the web page.
+
+Every string from a record (or from Kafka) is drawn as ``safe`` Text, never as a markup
+string: see safe_text.py for what that keeps off the terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from consumers.oracle.desk.cards import JSON
+from consumers.oracle.terminal.safe_text import printable, safe
 
 _BAR_WIDTH: Final = 20
 _MAX_MAP: Final = 40  # wider grids are not drawn: they would not fit beside the tables
@@ -20,10 +25,10 @@ _REASON_STYLE: Final = {"novelty": "bold red", "warmup": "bold yellow",
 def card_panel(card: JSON) -> Panel:
     """The whole card: header line, record | measurements | model and wafer, choices."""
     header = Text.assemble(
-        (card["reason"].upper(), _REASON_STYLE.get(card["reason"], "bold")),
-        f"  {card['model_key']}  uncertainty {card['uncertainty']:.3f} "
-        f"(threshold {card['threshold']:g})  predicted ",
-        (str(card["predicted"] or "—"), "bold"),
+        safe(card["reason"].upper(), _REASON_STYLE.get(card["reason"], "bold")),
+        "  ", safe(card["model_key"]),
+        f"  uncertainty {card['uncertainty']:.3f} (threshold {card['threshold']:g})  predicted ",
+        safe(card["predicted"] or "—", "bold"),
         f"  asked {_age(card['age_s'])} ago, expires in {_age(card['expires_in_s'])}")
     body = Table.grid(padding=(0, 3))
     model: list[RenderableType] = [_proba(card)]
@@ -32,18 +37,20 @@ def card_panel(card: JSON) -> Panel:
     body.add_row(_pairs("Record", card["fields"]), _pairs("Measurements", card["measurements"]),
                  Group(*model))
     return Panel(Group(header, Text(""), body, Text(""), choices(card["classes"])),
-                 title=card["query_id"], title_align="left", expand=False)
+                 title=safe(card["query_id"]), title_align="left", expand=False)
 
 
 def choices(classes: list[str]) -> Text:
     text = Text()
     for number, name in enumerate(classes[:9], 1):
-        text.append(f"{number}", "bold cyan").append(f" {name}   ")
+        text.append(f"{number}", "bold cyan").append(f" {printable(name)}   ")
     return text.append("n", "bold cyan").append(" new class   ").append("s", "bold cyan") \
         .append(" skip   ").append("q", "bold cyan").append(" quit")
 
 
 def status_line(status: JSON) -> str:
+    """The counts and any problem, in one line (the problem made printable: it quotes
+    Kafka's errors, which may quote a topic's bytes)."""
     parts = [f"{status['open']} open" if status["caught_up"] else "reading the topics…",
              f"{status['claimed_by_others']} with others",
              f"{status['labelled_here']} labelled here",
@@ -51,7 +58,7 @@ def status_line(status: JSON) -> str:
     if status["malformed_requests"]:
         parts.append(f"{status['malformed_requests']} malformed requests skipped")
     if status["problem"]:
-        parts.append(str(status["problem"]))
+        parts.append(printable(status["problem"]))
     return " · ".join(parts)
 
 
@@ -59,7 +66,7 @@ def wafer_text(wafer: JSON) -> Text:
     """A character map of the product's die grid: · die, o queried on this wafer, X here."""
     x0, x1, y0, y1 = wafer["min_x"], wafer["max_x"], wafer["min_y"], wafer["max_y"]
     if x1 - x0 >= _MAX_MAP or y1 - y0 >= _MAX_MAP:
-        return Text(f"die {wafer['x']}, {wafer['y']}")
+        return safe(f"die {wafer['x']}, {wafer['y']}")
     others = {tuple(die) for die in wafer["others"]}
     text = Text()
     for y in range(y0, y1 + 1):
@@ -77,7 +84,7 @@ def wafer_text(wafer: JSON) -> Text:
 def _pairs(title: str, rows: list[list[Any]]) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 1))
     for name, value in rows:
-        table.add_row(str(name), _value(value))
+        table.add_row(safe(name), safe(_value(value)))
     return table
 
 
@@ -87,7 +94,7 @@ def _proba(card: JSON) -> Table:
         filled = round(p * _BAR_WIDTH)
         bar = Text("█" * filled, "blue").append("░" * (_BAR_WIDTH - filled), "dim")
         style = "bold" if name == card["predicted"] else ""
-        table.add_row(Text(name, style), bar, f"{p:.3f}")
+        table.add_row(safe(name, style), bar, Text(f"{p:.3f}"))
     return table
 
 
