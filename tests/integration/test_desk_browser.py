@@ -1,23 +1,32 @@
 """The labelling desk in headless Chromium against the real broker, used as engineers would.
 
-Two people (two browser contexts) work one desk process: requests produced to the topic
+Two people (two browser contexts) log in with accounts the test makes with
+``stream-al desk users add`` and work one desk process: requests produced to the topic
 appear live, are answered by key, by click and as a new class, the labels land on the
 label topic signed with each person's name, and neither ever sees the other's claimed
-card. Screenshots go to ``tests/artifacts/desk/`` (untracked; the path is printed).
+card. A forged or tampered session cookie gets the login page, and a page on another
+port of the same host (same site: the Strict cookie goes along) lands no label.
+Screenshots go to ``tests/artifacts/desk/`` (untracked; the path is printed).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import select
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumers.oracle.desk.auth import SESSION_COOKIE
 from stream_al.records import OracleLabel
 from tests.desk_support import oracle_request, produce, read_labels, stream_al_env
 
@@ -41,6 +50,8 @@ new MutationObserver((changes) => {
 }).observe(document, {childList: true, subtree: true});
 """
 EMPTY = "text=Nothing to label"
+PASSWORDS = {"eng-ann": "ann-desk-pass-1", "eng-bob": "bob-desk-pass-2"}
+STREAM_AL = str(Path(sys.executable).parent / "stream-al")
 
 
 @pytest.fixture
@@ -52,13 +63,25 @@ def topics(create_topic: Callable[[str, int], str], unique_topic: Callable[[str]
 
 
 @pytest.fixture
-def desk_url(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> Iterator[str]:
+def desk_env(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path
+             ) -> dict[str, str]:
+    """The desk's environment, its state dir holding an account for each of PASSWORDS
+    (made as an admin would, with ``stream-al desk users add``)."""
+    env = stream_al_env(kafka_bootstrap, *topics) | {"STREAM_AL_STATE_DIR": str(tmp_path)}
+    for name, password in PASSWORDS.items():
+        subprocess.run([STREAM_AL, "desk", "users", "add", name, "--password-stdin"],
+                       input=password + "\n", env=env, check=True, capture_output=True,
+                       text=True, timeout=60)
+    return env
+
+
+@pytest.fixture
+def desk_url(desk_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """A real ``stream-al desk`` process on a free port; stopped (and checked) after."""
-    command = [str(Path(sys.executable).parent / "stream-al"), "desk", "--host", "127.0.0.1",
-               "--port", "0"]
+    command = [STREAM_AL, "desk", "--host", "127.0.0.1", "--port", "0"]
     with (tmp_path / "desk.log").open("w") as log:
-        desk = subprocess.Popen(command, env=stream_al_env(kafka_bootstrap, *topics),
-                                stdout=subprocess.PIPE, stderr=log, text=True)
+        desk = subprocess.Popen(command, env=desk_env, stdout=subprocess.PIPE, stderr=log,
+                                text=True)
         try:
             yield _address(desk)
         finally:
@@ -86,15 +109,26 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def log_in(browser: Any, url: str, name: str) -> Any:
+def log_in(browser: Any, url: str, name: str, password: str | None = None) -> Any:
+    """A new browser context logged in through the login page as ``name``."""
     context = browser.new_context(viewport={"width": 1400, "height": 860})
     context.add_init_script(RECORD_SEEN)
     page = context.new_page()
-    page.goto(url)
+    page.goto(url)  # no session yet: the desk sends the login page
     page.fill("#name", name)
+    page.fill("#password", password or PASSWORDS[name])
     page.click("button[type=submit]")
     page.wait_for_selector(f"text=labelling as {name}")
     return page
+
+
+#: A label posted from the desk's own page, as desk.js posts it (JSON and the CSRF token).
+SEND_AS_THE_PAGE_DOES = """async (body) => {
+  const session = await (await fetch("/api/session")).json();
+  const response = await fetch("/api/label", {method: "POST", body: JSON.stringify(body),
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf}});
+  return {status: response.status, reply: await response.json()};
+}"""
 
 
 def card_of(page: Any, query_id: str) -> str:
@@ -155,7 +189,6 @@ def test_cards_leave_when_answered_elsewhere_or_expired_and_bad_input_is_reporte
         kafka_bootstrap: str, topics: tuple[str, str, str], desk_url: str, browser: Any) -> None:
     requests_topic, labels_topic, _ = topics
     elsewhere = oracle_request(6)
-    short = oracle_request(7, reason="audit", expires_in=timedelta(seconds=4))
     produce(kafka_bootstrap, requests_topic, b"{not json", elsewhere)
     ann = log_in(browser, desk_url, "eng-ann")
     ann.wait_for_selector(card_of(ann, elsewhere.query_id))
@@ -167,11 +200,13 @@ def test_cards_leave_when_answered_elsewhere_or_expired_and_bad_input_is_reporte
     ann.wait_for_selector(EMPTY)
     ann.wait_for_selector("text=1 answered elsewhere")
 
-    refused = ann.request.post(f"{desk_url}api/label",
-                               data={"query_id": elsewhere.query_id, "label": "pass"})
-    assert refused.status == 409
-    assert "already answered by eng-term" in refused.json()["error"]
+    refused = ann.evaluate(SEND_AS_THE_PAGE_DOES, {"query_id": elsewhere.query_id,
+                                                   "label": "pass"})
+    assert refused["status"] == 409
+    assert "already answered by eng-term" in refused["reply"]["error"]
 
+    # Made just before it is sent: its four seconds must not pass while logging in.
+    short = oracle_request(7, reason="audit", expires_in=timedelta(seconds=4))
     produce(kafka_bootstrap, requests_topic, short)
     ann.wait_for_selector(card_of(ann, short.query_id))
     shoot(ann, "4-ann-audit-card")
@@ -179,3 +214,130 @@ def test_cards_leave_when_answered_elsewhere_or_expired_and_bad_input_is_reporte
     ann.wait_for_selector("text=1 expired")
     shoot(ann, "5-ann-after-expiry")
     assert read_labels(kafka_bootstrap, labels_topic, 2, timeout_s=2) == [answer]
+
+
+#: Another page on the desk's host, another port: the same *site*, so SameSite=Strict
+#: cookies go with its requests. It tries a label every way a page can without CORS.
+ATTACK = """<!doctype html><html><body>
+<form id="form" method="post" action="{desk}api/label" enctype="text/plain" target="sink">
+  <input name='{{"query_id":"{query_id}","label":"forged-form","x":"' value='"}}'>
+</form>
+<iframe name="sink"></iframe>
+<script>
+  const body = JSON.stringify({{query_id: "{query_id}", label: "forged-fetch"}});
+  fetch("{desk}api/label", {{method: "POST", mode: "no-cors", credentials: "include",
+    headers: {{"Content-Type": "text/plain"}}, body}});
+  fetch("{desk}api/label", {{method: "POST", credentials: "include",
+    headers: {{"Content-Type": "application/json"}}, body}}).catch(() => {{}});
+  document.getElementById("form").submit();
+</script>
+</body></html>"""
+
+
+@pytest.fixture
+def other_port() -> Iterator[tuple[str, dict[str, str]]]:
+    """A web server on another port of 127.0.0.1: its address, and the pages it serves
+    (path → HTML), which the test fills in."""
+    pages: dict[str, str] = {}
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            body = pages.get(self.path, "not here").encode()
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: pytest shows what matters
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def forged_cookie(user: str) -> str:
+    claims = {"u": user, "h": "web-forged", "e": int(time.time()) + 3600, "s": ""}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"v1.{payload}.{base64.urlsafe_b64encode(b'x' * 32).decode().rstrip('=')}"
+
+
+def tampered(cookie: str, user: str) -> str:
+    version, payload, signature = cookie.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    changed = json.dumps(claims | {"u": user}).encode()
+    return f"{version}.{base64.urlsafe_b64encode(changed).decode().rstrip('=')}.{signature}"
+
+
+def refused_to(browser: Any, url: str, cookie: str) -> Any:
+    """A new browser holding only ``cookie`` opens the desk: 401 and the login page."""
+    context = browser.new_context()
+    context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": url}])
+    page = context.new_page()
+    response = page.goto(url)
+    assert response.status == 401
+    page.wait_for_selector("#password")
+    assert page.request.get(f"{url}api/state").status == 401
+    return page
+
+
+def test_a_wrong_password_a_forged_cookie_and_another_ports_page_land_no_label(
+        kafka_bootstrap: str, topics: tuple[str, str, str], desk_url: str, browser: Any,
+        other_port: tuple[str, dict[str, str]]) -> None:
+    requests_topic, labels_topic, _ = topics
+    query = oracle_request(8)
+    produce(kafka_bootstrap, requests_topic, query)
+
+    wrong = browser.new_page()
+    wrong.goto(desk_url)
+    wrong.fill("#name", "eng-ann")
+    wrong.fill("#password", "not-her-password")
+    wrong.click("button[type=submit]")
+    wrong.wait_for_selector("text=Wrong name or password.")
+    assert wrong.url.endswith("/login")
+    shoot(wrong, "6-wrong-password")
+    ann = log_in(browser, desk_url, "eng-ann")
+    ann.wait_for_selector(card_of(ann, query.query_id))
+
+    for cookie in (forged_cookie("eng-ann"), tampered(session_of(ann), "eng-bob")):
+        shoot(refused_to(browser, desk_url, cookie), "7-forged-cookie-login-page")
+
+    site, pages = other_port
+    pages["/win-a-prize"] = ATTACK.format(desk=desk_url, query_id=query.query_id)
+    attacks = attack_from(ann.context.new_page(), f"{site}/win-a-prize")
+    assert sorted(attacks) == [403, 403], attacks  # the no-cors fetch and the form post
+    ann.bring_to_front()
+    ann.wait_for_selector(card_of(ann, query.query_id))  # still hers, still open
+
+    ann.keyboard.press("2")  # classes in name order: 2 = pass
+    ann.wait_for_selector(EMPTY)
+    labels = read_labels(kafka_bootstrap, labels_topic, 2, timeout_s=5)
+    assert [(x.query_id, x.label, x.labeler) for x in labels] == [
+        (query.query_id, "pass", "eng-ann")]
+
+
+def session_of(page: Any) -> str:
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    cookie = cookies[SESSION_COOKIE]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    return str(cookie["value"])
+
+
+def attack_from(page: Any, url: str) -> list[int]:
+    """Open the other port's page in the labeller's browser; the desk's answers to the
+    label posts it made (seen by the browser, even where the page may not read them)."""
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status)
+            if r.url.endswith("/api/label") and r.request.method == "POST" else None)
+    page.goto(url)
+    deadline = time.monotonic() + 10
+    while len(statuses) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(500)  # and anything later
+    return statuses

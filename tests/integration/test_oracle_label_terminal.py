@@ -121,3 +121,29 @@ def test_two_terminals_never_get_the_same_card(kafka_bootstrap: str,
     labels = read_labels(kafka_bootstrap, labels_topic, 2)
     assert [(x.query_id, x.labeler) for x in labels] == [(bob_card, "eng-bob"),
                                                          (ann_card, "eng-bob")]
+
+
+def test_markup_and_escape_sequences_from_a_record_are_shown_as_text(
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+    requests_topic, labels_topic, _ = topics
+    base = oracle_request(1)
+    record = base.record.model_copy(update={"measurements": {"[/bold]": 1.0,
+                                                             "vdd\x1b[2J": 0.9}})
+    hostile = base.model_copy(update={"record": record, "predicted": "[/bold]",
+                                      "proba": {"[/bold]": 0.6, "pass": 0.4}})
+    produce(kafka_bootstrap, requests_topic, hostile)
+    log = tmp_path / "terminal.log"
+    term = spawn("eng-term", kafka_bootstrap, topics, log)
+    try:
+        term.expect_exact("vdd␛[2J")  # the escape shown, not obeyed
+        term.expect_exact("label> ")
+        term.sendline("1")  # classes in name order: 1 = "[/bold]"
+        term.expect_exact(f"{hostile.query_id}: labelled [/bold]")  # and still running
+        quit_cleanly(term)
+    finally:
+        term.close()
+        term.logfile_read.close()
+    assert term.exitstatus == 0
+    assert "\x1b[2J" not in log.read_text()
+    labels = read_labels(kafka_bootstrap, labels_topic, 1)
+    assert [(x.query_id, x.label) for x in labels] == [(hostile.query_id, "[/bold]")]
