@@ -4,23 +4,34 @@ named, and TLS."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import shutil
+import socket
+import ssl
 import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from consumers.cli import build_cli
 from consumers.oracle.desk.accounts import Accounts
+from consumers.oracle.desk.app import create_app
 from consumers.oracle.desk.auth import FixedLabeler, PasswordLogin, ProxyUser, desk_auth
 from consumers.oracle.desk.serve import uvicorn_config
 from consumers.oracle.desk.sessions import secret_path, session_secret
 from consumers.settings import DeskSettings, Settings, load_settings
 from stream_al.errors import ConfigError
+from tests.desk_support import RecordingDesk
 
 PASSWORD = "correct horse battery"
 
@@ -175,3 +186,52 @@ def test_uvicorn_serves_https_with_the_configured_files_and_cookies_turn_secure(
     assert (plain.ssl_certfile, plain.ssl_keyfile) == (None, None)
     assert desk_auth(Settings(state_dir=tmp_path, desk=desk)).secure_cookies
     assert not desk_auth(Settings(state_dir=tmp_path)).secure_cookies
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "desk.pem", tmp_path / "desk.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def https_desk(certificate: tuple[Path, Path], tmp_path: Path) -> Iterator[int]:
+    """The desk app served by uvicorn with the certificate, as ``serve`` does; its port."""
+    cert, key = certificate
+    settings = Settings(state_dir=tmp_path, desk=DeskSettings(
+        labeler="line-3", tls_certfile=cert, tls_keyfile=key))
+    server = uvicorn.Server(uvicorn_config(create_app(RecordingDesk(), desk_auth(settings)),
+                                           settings.desk))
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+def test_the_desk_answers_over_https_with_a_secure_cookie(https_desk: int,
+                                                         certificate: tuple[Path, Path]) -> None:
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    connection = http.client.HTTPSConnection("127.0.0.1", https_desk, context=context,
+                                             timeout=10)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        assert response.status == 200
+        cookie = (response.getheader("set-cookie") or "").lower()
+        assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    finally:
+        connection.close()
