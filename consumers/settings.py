@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -204,8 +205,19 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return settings_class(**overrides)
     except ValidationError as error:
         raise ConfigError(describe_errors(error, path)) from None
-    except ValueError as error:  # a file that is not YAML/TOML/JSON at all
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(error)}"
+                          ) from None
+    except ValueError as error:  # not TOML or JSON (their parse errors are ValueErrors)
         raise ConfigError(f"config file {path} could not be read: {error}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what, in one line (PyYAML's own message spans several)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def _with_file(path: Path) -> type[Settings]:

@@ -38,5 +38,11 @@ def register(cli: Cli) -> None:
         if strategy not in ("random", "fixed", "variable", "randomized", "hybrid"):
             raise typer.BadParameter(f"{strategy!r}; choose random, fixed, variable, "
                                      "randomized or hybrid", param_hint="--strategy")
-        run_demo(DemoOptions(records, seed, out, metrics_port, strategy, budget, oracle_delay,
-                             rate, hold), wide_console())
+        from stream_al.errors import ConfigError
+
+        try:
+            run_demo(DemoOptions(records, seed, out, metrics_port, strategy, budget,
+                                 oracle_delay, rate, hold), wide_console())
+        except ConfigError as error:
+            typer.echo(f"stream-al demo: {error}", err=True)
+            raise typer.Exit(2) from None

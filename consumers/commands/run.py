@@ -13,7 +13,7 @@ def register(cli: Cli) -> None:
     def run(config: ConfigOption = None) -> None:
         """Consume records, predict, query the oracle within budget, learn from labels."""
         from consumers.daemon.loop import Daemon
-        from stream_al.errors import StreamAlError
+        from stream_al.errors import ConfigError, StreamAlError
 
         settings = settings_or_exit("run", config)
         setup_logging(settings.log_level)
@@ -21,5 +21,7 @@ def register(cli: Cli) -> None:
         daemon.install_signal_handlers()
         try:
             raise typer.Exit(daemon.run())
+        except ConfigError as error:
+            fail("run", error)
         except StreamAlError as error:
             fail("run", error, code=1)

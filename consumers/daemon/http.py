@@ -7,6 +7,7 @@ scraper retries), and a client that sends its request slowly is dropped after
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import threading
@@ -15,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stream_al.errors import ConfigError
 
 #: Returns (ready, reasons it is not); also the shape of a liveness check.
 Readiness = Callable[[], tuple[bool, list[str]]]
@@ -33,9 +36,16 @@ class HealthServer:
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry,
                  readiness: Readiness, liveness: Readiness = always_alive,
-                 workers: int = WORKERS, request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 workers: int = WORKERS, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 port_hint: str = "choose another port (0 picks a free one)") -> None:
         handler = _handler(registry, readiness, liveness, request_timeout_s)
-        self._server = _BoundedServer((host, port), handler, workers)
+        try:
+            self._server = _BoundedServer((host, port), handler, workers)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(f"{host}:{port} is already in use (another stream-al?); "
+                              f"{port_hint}") from None
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http",
                                         daemon=True)

@@ -97,7 +97,9 @@ class Daemon:
         self.store.prepare()
         self._restore()
         self.http = HealthServer(self.settings.http.host, self.settings.http.port,
-                                 self.registry, self.readiness, self.liveness).start()
+                                 self.registry, self.readiness, self.liveness,
+                                 port_hint="set http.port (env STREAM_AL_HTTP__PORT; 0 picks "
+                                 "a free port)").start()
         log.info("serving /metrics, /healthz, /readyz on port %d", self.http.port)
         backoff = 1.0
         try:

@@ -79,8 +79,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, object]:
     oracle = SimulatedOracle(lambda r: truth.get(r.record_id),
                              timedelta(seconds=options.oracle_delay_s), seed=options.seed)
     loop = InMemoryLoop(pipeline, oracle)
-    server = HealthServer("127.0.0.1", options.metrics_port, registry,
-                          lambda: (True, [])).start()
+    server = HealthServer("127.0.0.1", options.metrics_port, registry, lambda: (True, []),
+                          port_hint="use --metrics-port (0 picks a free port)").start()
     console.print(f"[bold]stream-al demo[/]: {options.records:,} devices, {options.strategy} "
                   f"gate, budget {options.budget:.0%}, metrics on "
                   f"http://127.0.0.1:{server.port}/metrics")

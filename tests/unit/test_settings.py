@@ -107,3 +107,40 @@ def test_a_rejected_secret_is_never_echoed(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "security.request_key" in message and "at least 16 characters" in message
     assert "hunter2" not in message
+
+
+def test_a_yaml_syntax_error_is_one_line_with_where(tmp_path: Path) -> None:
+    config = tmp_path / "stream-al.yaml"
+    config.write_text("kafka:\n  bootstrap_servers: [a\n  x: : :\n")
+    result = CliRunner().invoke(build_cli(), ["config", "show", "--config", str(config)])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert "is not valid YAML: line 3, column 4" in line
+
+
+def test_config_show_writes_toml_that_loads_back(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_cli(), ["config", "show", "--format", "toml"])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "stream-al.toml"
+    config.write_text(result.output)
+    assert load_settings(config).model_dump() == load_settings().model_dump()
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("STREAM_AL_HTTP__PORT", str(port))
+    monkeypatch.setenv("STREAM_AL_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("STREAM_AL_STATE_DIR", str(tmp_path / "state"))
+    try:
+        result = CliRunner().invoke(build_cli(), ["run"])
+    finally:
+        taken.close()
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port} is already in use" in result.output
+    assert "STREAM_AL_HTTP__PORT" in result.output
