@@ -1,8 +1,15 @@
-"""Model templates: each a River pipeline of imputation, scaling and a classifier.
+"""Model templates: River pipelines of imputation, scaling and a classifier, and plain
+River classifiers as River builds them.
 
 The registry (``registry.py``) builds one of these per model key on first sight. Every
-template accepts labels it has never seen (a new defect type), because a floor invents
-new failure classes faster than anyone updates a config file.
+imputing template accepts labels it has never seen (a new defect type), because a floor
+invents new failure classes faster than anyone updates a config file.
+
+The ``river_*`` templates are River's own models with River's defaults and nothing added
+(no imputer, no extra scaler): ``river_lr`` is ``StandardScaler() | LogisticRegression()``,
+``river_ht`` ``HoeffdingTreeClassifier()``, ``river_gnb`` ``GaussianNB()`` and ``river_arf``
+``ARFClassifier(n_models=10, seed=…)``. They let a benchmark compare stream-al's gates with
+other libraries' strategies on exactly the model those libraries are shown with.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from river import (
     tree,
 )
 
-TemplateName = Literal["logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf"]
+TemplateName = Literal["logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf",
+                       "river_lr", "river_ht", "river_gnb", "river_arf"]
+#: Plain River classifiers, built as River's documentation shows them.
+PLAIN_TEMPLATES: tuple[TemplateName, ...] = ("river_lr", "river_ht", "river_gnb", "river_arf")
 Features = Mapping[str, float | None]
 
 
@@ -35,12 +45,16 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     template: TemplateName = Field(
-        "logistic", description="logistic, softmax, naive_bayes, hoeffding_tree or arf"
+        "logistic", description="logistic, softmax, naive_bayes, hoeffding_tree or arf; or a "
+        "plain River model with River's defaults: river_lr (binary), river_ht, river_gnb, "
+        "river_arf"
     )
-    learning_rate: float = Field(0.01, gt=0, le=10, description="SGD step of linear models")
-    l2: float = Field(0.0, ge=0, description="L2 penalty of linear models")
-    n_models: int = Field(10, ge=1, le=100, description="ensemble size of arf")
-    grace_period: int = Field(50, ge=1, description="records a tree leaf sees before splitting")
+    learning_rate: float = Field(0.01, gt=0, le=10, description="SGD step of linear models "
+                                 "(not river_lr)")
+    l2: float = Field(0.0, ge=0, description="L2 penalty of linear models (not river_lr)")
+    n_models: int = Field(10, ge=1, le=100, description="ensemble size of arf and river_arf")
+    grace_period: int = Field(50, ge=1, description="records a tree leaf sees before splitting "
+                              "(not river_ht, river_arf)")
 
 
 class MeanImputer(base.Transformer):
@@ -90,6 +104,78 @@ class Intercept(base.Transformer):
         return {**x, "__intercept__": 1.0}
 
 
+class PlainClassifier(base.Classifier):
+    """A River classifier taken as it is, fed the learner's records: a skipped test
+    (``None``) becomes an absent feature, River's own convention for a missing value (a
+    plain River model has no imputer and would fail on ``None``; a complete record passes
+    unchanged), and class names stay strings.
+
+    River's ``LogisticRegression`` is binary and learns ``bool`` labels: with
+    ``binary=True`` the first class learnt is ``False`` and the second ``True``, and the
+    distribution is named back. A third class is refused with a ``ValueError`` (the
+    daemon dead-letters that label; use the ``logistic`` template for many classes).
+
+    >>> model = PlainClassifier(linear_model.LogisticRegression(), binary=True)
+    >>> model.predict_proba_one({"vdd": 1.0})
+    {}
+    >>> model.learn_one({"vdd": 1.0, "idd": None}, "pass")
+    >>> model.predict_proba_one({"vdd": 1.0})
+    {'pass': 1.0}
+    >>> model.learn_one({"vdd": -1.0}, "fail")
+    >>> sorted(model.predict_proba_one({"vdd": 1.0}))
+    ['fail', 'pass']
+    """
+
+    def __init__(self, classifier: base.Classifier | compose.Pipeline,
+                 binary: bool = False) -> None:
+        self.classifier = classifier
+        self.binary = binary
+        #: The binary model's classes in the order learnt: ``False``, then ``True``.
+        self.classes: list[Any] = []
+
+    def learn_one(self, x: dict[Hashable, Any], y: Any) -> None:
+        if not self.binary:
+            self.classifier.learn_one(present(x), y)
+            return
+        if y not in self.classes:
+            if len(self.classes) == 2:
+                raise ValueError(f"river_lr is binary and knows {self.classes}; {y!r} would "
+                                 "be a third class (use the logistic template)")
+            self.classes.append(y)
+        self.classifier.learn_one(present(x), self.classes.index(y) == 1)
+
+    def predict_proba_one(self, x: dict[Hashable, Any], **kwargs: Any) -> dict[Any, float]:
+        proba = self.classifier.predict_proba_one(present(x), **kwargs)
+        if not self.binary:
+            return dict(proba)
+        if len(self.classes) < 2:
+            # One class learnt: it is the only name the model can give.
+            return {self.classes[0]: 1.0} if self.classes else {}
+        return {self.classes[0]: proba.get(False, 0.0), self.classes[1]: proba.get(True, 0.0)}
+
+
+def present(x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+    """``x`` without its ``None`` values (River reads an absent key as missing)."""
+    if all(value is not None for value in x.values()):
+        return x
+    return {name: value for name, value in x.items() if value is not None}
+
+
+def _plain(config: ModelConfig, seed: int) -> base.Classifier:
+    match config.template:
+        case "river_lr":
+            return PlainClassifier(
+                preprocessing.StandardScaler() | linear_model.LogisticRegression(), binary=True)
+        case "river_ht":
+            return PlainClassifier(tree.HoeffdingTreeClassifier())
+        case "river_gnb":
+            return PlainClassifier(naive_bayes.GaussianNB())
+        case "river_arf":
+            return PlainClassifier(forest.ARFClassifier(n_models=config.n_models, seed=seed))
+        case _:
+            raise ValueError(f"{config.template!r} is not a plain River template")
+
+
 def _linear_optimizer(config: ModelConfig) -> optim.SGD:
     return optim.SGD(config.learning_rate)
 
@@ -115,6 +201,8 @@ def _classifier(config: ModelConfig, seed: int) -> base.Classifier:
             return forest.ARFClassifier(
                 n_models=config.n_models, grace_period=config.grace_period, seed=seed
             )
+        case _:
+            raise ValueError(f"{config.template!r} is not an imputing template")
 
 
 def build_model(config: ModelConfig, seed: int) -> compose.Pipeline:
@@ -125,6 +213,9 @@ def build_model(config: ModelConfig, seed: int) -> compose.Pipeline:
     >>> model.predict_proba_one({"vdd": 0.91, "idd": 1.2})
     {'pass': 1.0}
     """
+    if config.template in PLAIN_TEMPLATES:
+        # A one-step pipeline behaves as its step; the registry holds pipelines only.
+        return compose.Pipeline(_plain(config, seed))
     steps: list[base.Estimator] = [MeanImputer(), preprocessing.StandardScaler()]
     if config.template == "softmax":
         steps.append(Intercept())
@@ -134,6 +225,8 @@ def build_model(config: ModelConfig, seed: int) -> compose.Pipeline:
 def committee_members(model: compose.Pipeline) -> list[base.Classifier] | None:
     """The members of an ensemble template, or None for a single model."""
     final = model[-1]
+    if isinstance(final, PlainClassifier):
+        final = final.classifier
     if isinstance(final, forest.ARFClassifier):
         return list(final)
     return None
@@ -147,6 +240,8 @@ def member_probas(model: compose.Pipeline, x: Features) -> list[dict[Any, float]
     transformed: Any = x
     for step in list(model.steps.values())[:-1]:
         transformed = step.transform_one(transformed)
+    if isinstance(model[-1], PlainClassifier):
+        transformed = present(transformed)
     return [member.predict_proba_one(transformed) for member in members]
 
 

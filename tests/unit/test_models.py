@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pickle
 import random
+from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
+from river import forest, linear_model, naive_bayes, preprocessing, tree
 
+from stream_al.learner import Learner, LearnerConfig
 from stream_al.models import (
+    PLAIN_TEMPLATES,
     MeanImputer,
     ModelConfig,
+    PlainClassifier,
     TemplateName,
     build_model,
     committee_members,
@@ -19,9 +24,12 @@ from stream_al.models import (
     most_probable,
     stable_seed,
 )
+from stream_al.records import OracleLabel, TransactionRecord
 from stream_al.registry import ModelRegistry
 
 TEMPLATES = get_args(TemplateName)
+#: river_lr is River's binary logistic regression: it cannot learn a third class.
+MULTICLASS = tuple(t for t in TEMPLATES if t != "river_lr")
 
 
 def _stream(n: int, seed: int = 0) -> list[tuple[dict[str, float | None], str]]:
@@ -46,7 +54,7 @@ def test_every_template_learns_better_than_the_majority_class(template: str) -> 
     assert hits / len(rows) > majority + 0.03
 
 
-@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("template", MULTICLASS)
 def test_a_class_never_seen_before_is_learnt(template: str) -> None:
     model = build_model(ModelConfig.model_validate({"template": template}), seed=1)
     for x, y in _stream(200):
@@ -101,16 +109,78 @@ def test_warmup_ends_with_two_classes_or_at_the_cap() -> None:
     assert ModelRegistry(ModelConfig(), 0).get("k").is_warm(3, 0)
 
 
-def test_committee_members_exist_only_for_ensembles() -> None:
-    arf = build_model(ModelConfig(template="arf", n_models=4), seed=1)
+@pytest.mark.parametrize("template", ["arf", "river_arf"])
+def test_committee_members_exist_only_for_ensembles(template: str) -> None:
+    arf = build_model(ModelConfig.model_validate({"template": template, "n_models": 4}), seed=1)
     for x, y in _stream(100):
         arf.learn_one(dict(x), y)
     assert len(committee_members(arf) or []) == 4
     assert len(member_probas(arf, {"a": 0.1, "b": None})) == 4
     assert committee_members(build_model(ModelConfig(), seed=1)) is None
+    assert committee_members(build_model(ModelConfig(template="river_ht"), seed=1)) is None
 
 
 def test_stable_seed_differs_by_key_and_most_probable_breaks_ties_by_name() -> None:
     assert stable_seed(1, "a") != stable_seed(1, "b")
     assert most_probable({"pass": 0.5, "fail": 0.5}) == "fail"
     assert most_probable({}) is None
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_works_from_the_first_record(template: str) -> None:
+    """An empty model predicts (no exception) and the first 20 labels are learnt."""
+    model = build_model(ModelConfig.model_validate({"template": template}), seed=2)
+    for x, y in _stream(20, seed=4):
+        assert isinstance(model.predict_proba_one(dict(x)), dict)
+        model.learn_one(dict(x), y)
+    assert set(model.predict_proba_one({"a": 0.0, "b": 0.0})) <= {"pass", "fail"}
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_the_learner_runs_every_template_from_the_first_record(template: str) -> None:
+    config = LearnerConfig(model=ModelConfig.model_validate({"template": template}))
+    learner = Learner(config)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    applied = 0
+    for i, (x, y) in enumerate(_stream(20, seed=5)):
+        now = start + timedelta(seconds=i)
+        record = TransactionRecord(record_id=f"r{i}", ts=now, numeric=x)
+        decision = learner.decide(record, now)
+        if decision.request is not None:
+            label = OracleLabel(query_id=decision.request.query_id, label=y, labeler="t",
+                                labeled_at=now)
+            applied += learner.apply(label).outcome == "applied"
+    assert applied > 0
+
+
+def test_plain_templates_are_river_models_with_nothing_added() -> None:
+    def inner(template: str) -> object:
+        [step] = build_model(ModelConfig.model_validate({"template": template}), 3).steps.values()
+        assert isinstance(step, PlainClassifier)
+        return step.classifier
+
+    lr = inner("river_lr")
+    assert [type(s) for s in lr.steps.values()] == [  # type: ignore[attr-defined]
+        preprocessing.StandardScaler, linear_model.LogisticRegression]
+    assert type(inner("river_ht")) is tree.HoeffdingTreeClassifier
+    assert type(inner("river_gnb")) is naive_bayes.GaussianNB
+    arf = inner("river_arf")
+    assert isinstance(arf, forest.ARFClassifier) and arf.n_models == 10 and arf.seed == 3
+    assert set(PLAIN_TEMPLATES) == {t for t in TEMPLATES if t.startswith("river_")}
+
+
+def test_river_lr_names_its_two_classes_and_refuses_a_third() -> None:
+    model = build_model(ModelConfig(template="river_lr"), seed=0)
+    model.learn_one({"a": 1.0}, "pass")
+    model.learn_one({"a": -1.0}, "fail")
+    proba = model.predict_proba_one({"a": 1.0})
+    assert set(proba) == {"pass", "fail"} and abs(sum(proba.values()) - 1.0) < 1e-9
+    with pytest.raises(ValueError, match="third class"):
+        model.learn_one({"a": 0.0}, "new_defect")
+
+
+def test_a_plain_model_reads_none_as_an_absent_feature() -> None:
+    model = build_model(ModelConfig(template="river_lr"), seed=0)
+    model.learn_one({"a": 1.0, "b": None}, "pass")
+    model.learn_one({"a": None, "b": 2.0}, "fail")
+    assert set(model.predict_proba_one({"a": None, "b": None})) == {"pass", "fail"}
