@@ -104,10 +104,9 @@ def check_format(blob: bytes) -> None:
     if magic != MAGIC:
         raise StateError("not a stream-al checkpoint (bad magic bytes)")
     if fmt == UNAUTHENTICATED_FORMAT:
-        raise StateError("checkpoint format 1 is refused: it is not authenticated, so nothing "
-                         "shows that this daemon wrote it, and loading it would run whatever "
-                         "code it holds. Move it away and restart: the daemon starts fresh and "
-                         "rebuilds its models by replaying the label log")
+        raise StateError("checkpoint format 1 is refused: it is not authenticated (written "
+                         "before stream-al signed its checkpoints), so nothing shows that this "
+                         "daemon wrote it, and loading it would run whatever code it holds")
     if fmt != FORMAT:
         newer = " (written by a newer stream-al?)" if fmt > FORMAT else ""
         raise StateError(f"checkpoint format {fmt} is not supported{newer}; "

@@ -29,6 +29,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import SecretStr
 
@@ -238,13 +239,15 @@ class CheckpointStore:
         newest = self._read_private(self.path, "checkpoint")
         if newest is None:
             return self._previous(key, f"{self.path} is missing")
+        if key is None:
+            self._refuse_without_key(newest, self.path)  # alike for every generation
         try:
             return self._decode(newest, key, self.path)
         except StateError as error:
             refused = f"{self.path}: {error}"
         checkpoint = self._previous(key, refused)
         if checkpoint is None:
-            raise StateError(f"refusing checkpoint {refused}. {_start_fresh(self.path)}")
+            raise StateError(f"{refused}. {_start_fresh(self.path)}")
         self._newest_refused = True
         return checkpoint
 
@@ -252,24 +255,31 @@ class CheckpointStore:
         blob = self._read_private(self.previous_path, "checkpoint")
         if blob is None:
             return None
+        if key is None:
+            self._refuse_without_key(blob, self.previous_path)
         try:
             checkpoint = self._decode(blob, key, self.previous_path)
         except StateError as error:
+            present = [p for p in (self.path, self.previous_path) if os.path.lexists(p)]
             raise StateError(f"no checkpoint can be restored: {why}; {self.previous_path}: "
-                             f"{error}. {_start_fresh(self.path, self.previous_path)}"
-                             ) from error
+                             f"{error}. {_start_fresh(*present)}") from error
         log.warning("%s; restored the previous checkpoint %s (of %s) instead", why,
                     self.previous_path, checkpoint.taken_at)
         return checkpoint
 
-    def _decode(self, blob: bytes, key: bytes | None, path: Path) -> Checkpoint:
-        if key is None:
-            check_format(blob)  # an old or foreign file is named as such first
-            raise StateError(f"there is no key to authenticate it: {self.key_path} is missing "
-                             "and checkpoint.key is not set; set the key that wrote it")
+    def _decode(self, blob: bytes, key: bytes, path: Path) -> Checkpoint:
         checkpoint = loads(blob, key)
         self.loaded_from = path
         return checkpoint
+
+    def _refuse_without_key(self, blob: bytes, path: Path) -> NoReturn:
+        try:
+            check_format(blob)  # an old or foreign file is named as such first
+        except StateError as error:
+            raise StateError(f"{path}: {error}. {_start_fresh(path)}") from error
+        raise StateError(f"{path}: there is no key to authenticate it: {self.key_path} is "
+                         "missing and checkpoint.key is not set; set the key that wrote it or "
+                         f"put its key file back. {_start_fresh(path)}")
 
     def _read_private(self, path: Path, what: str) -> bytes | None:
         """The bytes of ``path`` if it is a regular file of ours, mode 0600 or stricter;
@@ -306,8 +316,9 @@ def _check_private(path: Path, info: os.stat_result, what: str) -> None:
 
 def _start_fresh(*paths: Path) -> str:
     moves = " && ".join(f"mv {path} {path}.old" for path in paths)
-    return (f"To start fresh instead, move it away ({moves}) and restart: the daemon "
-            "rebuilds its models by replaying the label log")
+    them = "them" if len(paths) > 1 else "it"
+    return (f"To start fresh, move {them} away ({moves}) and restart: the daemon rebuilds "
+            "its models by replaying the label log")
 
 
 def _is_temporary(name: str) -> bool:

@@ -127,8 +127,9 @@ def test_a_forged_checkpoint_file_is_refused_before_it_is_unpickled(
     header = b"STREAMAL" + struct.pack(">H", 2) + ours
     store.path.write_bytes(header + bytes(32) + pickle.dumps(PlantsMarker(marker)))
     store.previous_path.unlink(missing_ok=True)
-    with pytest.raises(StateError, match=f"refusing checkpoint {store.path}: .*authentication"
-                                         f".*mv {store.path} {store.path}.old"):
+    with pytest.raises(StateError, match=f"^{store.path}: checkpoint fails authentication"
+                                         f".*To start fresh, move it away \\(mv {store.path} "
+                                         f"{store.path}.old\\)"):
         store.load()
     assert not marker.exists()
 
