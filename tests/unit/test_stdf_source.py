@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumers.produce.items import Parsed, Problem
+from consumers.produce.items import NotRegularFile, Parsed, Problem
 from consumers.produce.stdf.source import LabelFrom, StdfSource, measurement_name
 from stream_al.codec import decode_record
 from tests.stdf_writer import NOT_EXECUTED, PART_FAILED, RESULT_INVALID, StdfWriter
@@ -126,6 +129,67 @@ def test_record_ids_are_stable_across_runs_and_unique(tmp_path: Path) -> None:
     ids = [r["record_id"] for r in read(path)[0]]
     assert ids == ["L1-W2-P7-00001", "L1-W2-P7-00002", "L1-W2-X3-Y-4-S0-00003"]
     assert [r["record_id"] for r in read(path)[0]] == ids
+
+
+def lotless_file() -> StdfWriter:
+    w = StdfWriter()
+    w.mir(lot_id="")
+    w.wir("W2")
+    w.ptr(9, 0.0)  # outside any part: the first item out is a problem, not a record
+    for i in range(3):
+        w.part({1: float(i)}, part_id=str(i + 1))
+    w.mrr()
+    return w
+
+
+def test_without_a_lot_id_the_content_hash_stands_in_for_it(tmp_path: Path) -> None:
+    path = lotless_file().write(tmp_path / "TESTER7_20261124.stdf")
+    content = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert [r["record_id"] for r in read(path)[0]] == [
+        f"{content}-W2-P1-00001",
+        f"{content}-W2-P2-00002",
+        f"{content}-W2-P3-00003",
+    ]
+
+
+def test_record_ids_of_a_file_its_renamed_copy_and_a_copy_are_identical(
+    tmp_path: Path,
+) -> None:
+    path = lotless_file().write(tmp_path / "a.stdf")
+    ids = [r["record_id"] for r in read(path)[0]]
+    shutil.copy(path, tmp_path / "copy.stdf")
+    path.rename(tmp_path / "renamed.stdf")
+    assert [r["record_id"] for r in read(tmp_path / "renamed.stdf")[0]] == ids
+    assert [r["record_id"] for r in read(tmp_path / "copy.stdf")[0]] == ids
+
+
+def test_a_file_renamed_while_it_is_read_keeps_one_set_of_ids(tmp_path: Path) -> None:
+    path = lotless_file().write(tmp_path / "a.stdf")
+    expected = [r["record_id"] for r in read(path)[0]]
+    items = iter(StdfSource(path))
+    first = next(items)  # the file is open, no id made yet
+    path.rename(tmp_path / "b.stdf")
+    assert isinstance(first, Problem)
+    assert [i.record["record_id"] for i in items if isinstance(i, Parsed)] == expected
+
+
+def test_a_given_content_hash_is_used_for_the_ids(tmp_path: Path) -> None:
+    path = lotless_file().write(tmp_path / "a.stdf")
+    items = StdfSource(path, content_sha256="cd" * 32)
+    ids = [i.record["record_id"] for i in items if isinstance(i, Parsed)]
+    assert ids[0] == "cdcdcdcdcdcdcdcd-W2-P1-00001"
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_or_a_refused_link_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.stdf")
+    with pytest.raises(NotRegularFile):
+        list(StdfSource(tmp_path / "pipe.stdf", fallback_ts=0))
+    link = tmp_path / "link.stdf"
+    link.symlink_to(wafer_file(1).write(tmp_path / "real.stdf"))
+    assert len(read(link)[0]) == 1
+    with pytest.raises(OSError, match="link"):
+        list(StdfSource(link, follow_symlinks=False))
 
 
 def test_every_record_passes_the_codec(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +71,37 @@ def test_measurement_globs_choose_the_columns(tmp_path: Path) -> None:
     mapping = ColumnMapping(product="P", measurement_columns=("*_v", "leak*"))
     records, _ = read(write(tmp_path, CSV), mapping)
     assert set(records[0]["measurements"]) == {"vdd_v", "leak_ua"}
-    assert records[0]["record_id"] == "data-L000002"  # file name and line: stable
+    content = hashlib.sha256(CSV.encode()).hexdigest()[:16]
+    assert records[0]["record_id"] == f"{content}-L000002"  # content and line: stable
     assert records[0]["ts"] == "1970-01-01T00:00:00Z"
+
+
+def test_ids_without_an_id_column_survive_a_rename_and_a_copy(tmp_path: Path) -> None:
+    mapping = ColumnMapping(product="P")
+    path = write(tmp_path, CSV, "lot7.csv")
+    ids = [r["record_id"] for r in read(path, mapping)[0]]
+    shutil.copy(path, tmp_path / "copy.csv")
+    path.rename(tmp_path / "renamed-mid-read.csv")
+    assert [r["record_id"] for r in read(tmp_path / "renamed-mid-read.csv", mapping)[0]] == ids
+    assert [r["record_id"] for r in read(tmp_path / "copy.csv", mapping)[0]] == ids
+    other = write(tmp_path, CSV + "s3,2026-11-24T10:15:04Z,PMIC-A7,1,1,1,1,1,pass\n", "b.csv")
+    assert read(other, mapping)[0][0]["record_id"] != ids[0]  # other content, other ids
+
+
+def test_a_given_content_hash_is_used_and_the_file_not_hashed_again(tmp_path: Path) -> None:
+    source = TabularSource(
+        write(tmp_path, CSV), ColumnMapping(product="P"), "csv", content_sha256="ab" * 32
+    )
+    records = [i.record for i in source if isinstance(i, Parsed)]
+    assert records[0]["record_id"] == "abababababababab-L000002"
+
+
+def test_a_symbolic_link_is_refused_when_links_are_not_followed(tmp_path: Path) -> None:
+    link = tmp_path / "link.csv"
+    link.symlink_to(write(tmp_path, CSV))
+    assert len(read(link, MAPPING)[0]) == 2  # an explicit file argument may be a link
+    with pytest.raises(OSError, match="link"):
+        list(TabularSource(link, MAPPING, "csv", fallback_ts=0, follow_symlinks=False))
 
 
 def test_a_value_of_the_wrong_type_is_reported_with_line_and_column(tmp_path: Path) -> None:

@@ -137,6 +137,13 @@ class StdfSource:
     ``parts_read`` counts the PIRs seen; ``raw_bytes_read`` the on-disk bytes consumed.
     ``product`` names the product when the MIR's PART_TYP is empty; ``fallback_ts``
     (seconds, default the file's mtime) stamps parts when the file gives no start time.
+    ``content_sha256`` is the file's hash when the caller has it (else computed if an id
+    needs it); ``follow_symlinks=False`` refuses to open a symbolic link.
+
+    Record ids: ``LOT-WAFER-P<PART_ID>-<index>``, or ``…-X<x>-Y<y>-S<site>-<index>`` when
+    the PRR has no PART_ID; ``index`` is the part's place in the file. All of it comes
+    from the file's content; when the MIR has no LOT_ID, a prefix of the file's SHA-256
+    stands in for the lot, so a renamed or copied file keeps its ids.
     """
 
     def __init__(
@@ -145,10 +152,15 @@ class StdfSource:
         label_from: LabelFrom = "none",
         product: str | None = None,
         fallback_ts: float | None = None,
+        *,
+        content_sha256: str | None = None,
+        follow_symlinks: bool = True,
     ) -> None:
         self.path, self.label_from, self.parts_read = path, label_from, 0
         self._product = product
         self._fallback_ts = path.stat().st_mtime if fallback_ts is None else fallback_ts
+        self._follow_symlinks = follow_symlinks
+        self._sha256 = content_sha256
         self._file: CountingFile | None = None
         self._context, self._names = _Context(), _TestNames()
         self._open: dict[tuple[int, int], _Part] = {}
@@ -159,8 +171,14 @@ class StdfSource:
     def raw_bytes_read(self) -> int:
         return self._file.raw_bytes_read if self._file else 0
 
+    def _content_tag(self) -> str:
+        assert self._file is not None, "ids are only made while the file is read"
+        return self._file.content_tag()
+
     def __iter__(self) -> Iterator[Item]:
-        with CountingFile(self.path) as self._file:
+        with CountingFile(
+            self.path, follow_symlinks=self._follow_symlinks, sha256=self._sha256
+        ) as self._file:
             self._gz = " (uncompressed)" if self._file.compressed else ""
             reader = StdfRecordReader(self._file.stream)
             try:
@@ -250,7 +268,8 @@ class StdfSource:
     def _record_id(self, part: _Part, prr: dict[str, Any], wafer_id: str) -> str:
         part_id = _id_part(_text(prr.get("PART_ID")))
         die = f"X{prr.get('X_COORD')}-Y{prr.get('Y_COORD')}-S{prr.get('SITE_NUM')}"
-        lot = _id_part(self._context.lot_id) or _id_part(self.path.name.split(".")[0])
+        # Not the file name: a renamed or copied file must give the same ids.
+        lot = _id_part(self._context.lot_id) or self._content_tag()
         pieces = (lot, _id_part(wafer_id), f"P{part_id}" if part_id else die)
         # The part's index in the file keeps ids unique (PART_ID may repeat) and stable.
         return "-".join(p for p in pieces if p) + f"-{part.index:05d}"

@@ -154,6 +154,11 @@ class TabularSource:
 
     ``rows_read`` counts data rows; ``raw_bytes_read`` the on-disk bytes consumed.
     ``fallback_ts`` (seconds) stamps rows when no time column is mapped.
+    ``content_sha256`` is the file's hash when the caller has it (else computed if an id
+    needs it); ``follow_symlinks=False`` refuses to open a symbolic link.
+
+    Record ids: the id column's value; without one, ``<first 16 hex digits of the file's
+    SHA-256>-L<line>``, so a renamed or copied file keeps its ids.
     """
 
     def __init__(
@@ -162,19 +167,27 @@ class TabularSource:
         mapping: ColumnMapping,
         file_format: TabularFormat,
         fallback_ts: float | None = None,
+        *,
+        content_sha256: str | None = None,
+        follow_symlinks: bool = True,
     ) -> None:
         self.path, self.mapping, self.format = path, mapping, file_format
         ts = path.stat().st_mtime if fallback_ts is None else fallback_ts
         self._fallback_ts = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.rows_read = 0
         self._file: CountingFile | None = None
-        self._stem = path.name.split(".")[0]
+        self._follow_symlinks = follow_symlinks
+        self._sha256 = content_sha256
         self._csv_header: list[str] = []
         self._lines = 0
 
     @property
     def raw_bytes_read(self) -> int:
         return self._file.raw_bytes_read if self._file else 0
+
+    def _content_tag(self) -> str:
+        assert self._file is not None, "ids are only made while the file is read"
+        return self._file.content_tag()
 
     def check(self) -> None:
         """Raise :class:`MappingError` now if the mapping does not fit this file."""
@@ -188,7 +201,9 @@ class TabularSource:
             yield self._problem("header", "unknown column", str(error))
 
     def _planned(self) -> Iterator[Item]:
-        with CountingFile(self.path) as self._file:
+        with CountingFile(
+            self.path, follow_symlinks=self._follow_symlinks, sha256=self._sha256
+        ) as self._file:
             rows = self._guarded(self._rows(self._decoded_lines(self._file.stream)))
             sample = list(itertools.islice(rows, SAMPLE_ROWS))
             columns = self._columns(sample_rows(sample))
@@ -313,7 +328,8 @@ class TabularSource:
     def _record_id(self, line: int, row: dict[str, Any]) -> str:
         column = self.mapping.id_column
         if column is None:
-            return f"{self._stem}-L{line:06d}"  # stable across re-runs of the same file
+            # The content, not the file name: a renamed or copied file gives the same ids.
+            return f"{self._content_tag()}-L{line:06d}"
         value = _convert(row.get(column), column, to_text)
         if value is None:
             raise _RowError(column, "the record id is empty")
