@@ -262,7 +262,9 @@ class FutureProducer:
     def __init__(self) -> None:
         self.futures: list[Any] = []
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Any = None
+    ) -> Any:
         from kafka.future import Future
 
         self.futures.append(Future())
