@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -57,11 +58,39 @@ def choose_ports(broker: int | None = None, controller: int | None = None) -> Po
     return Ports(broker=chosen, controller=other)
 
 
-def _escape(value: str) -> str:
+def escape_property(value: str) -> str:
     return value.replace("\\", "\\\\")  # java.util.Properties reads backslash as an escape
 
 
-def render_server_properties(ports: Ports, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class Listeners:
+    """The client listener's name and security protocol, the controller's, and any lines
+    the protocols need (SASL, TLS, the authorizer)."""
+
+    client: str = "PLAINTEXT"
+    client_protocol: str = "PLAINTEXT"
+    controller_protocol: str = "PLAINTEXT"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+PLAINTEXT = Listeners()
+
+
+def _listener_settings(ports: Ports, listeners: Listeners) -> dict[str, str]:
+    client = listeners.client
+    return {
+        "listeners": f"{client}://{HOST}:{ports.broker},CONTROLLER://{HOST}:{ports.controller}",
+        "advertised.listeners": f"{client}://{HOST}:{ports.broker}",
+        "listener.security.protocol.map": (
+            f"{client}:{listeners.client_protocol},CONTROLLER:{listeners.controller_protocol}"
+        ),
+        "inter.broker.listener.name": client,
+    }
+
+
+def render_server_properties(
+    ports: Ports, data_dir: Path, listeners: Listeners = PLAINTEXT
+) -> str:
     """A single-node KRaft broker+controller on 127.0.0.1, every replication factor 1.
 
     Topic auto-creation keeps Kafka's default (on), as in the docker-compose broker;
@@ -70,13 +99,10 @@ def render_server_properties(ports: Ports, data_dir: Path) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://{HOST}:{ports.broker},CONTROLLER://{HOST}:{ports.controller}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{ports.broker}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        **_listener_settings(ports, listeners),
         "controller.listener.names": "CONTROLLER",
         "controller.quorum.bootstrap.servers": f"{HOST}:{ports.controller}",
-        "log.dirs": _escape(str(data_dir)),
+        "log.dirs": escape_property(str(data_dir)),
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "1",
         "transaction.state.log.replication.factor": "1",
@@ -87,6 +113,7 @@ def render_server_properties(ports: Ports, data_dir: Path) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         "share.coordinator.state.topic.num.partitions": "1",
         "group.initial.rebalance.delay.ms": "0",  # a test's first join must not wait 3 s
+        **listeners.extra,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
