@@ -7,11 +7,16 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from consumers.kafka_local import process
+from consumers.kafka_local.certs import make_certificates
 from consumers.kafka_local.config import (
+    PLAINTEXT,
     Ports,
     choose_ports,
     render_log4j2,
@@ -21,8 +26,22 @@ from consumers.kafka_local.errors import BrokerExited, BrokerStartError, KafkaLo
 from consumers.kafka_local.jars import KAFKA_VERSION, cache_root, ensure_jars, jars_ready
 from consumers.kafka_local.locking import file_lock
 from consumers.kafka_local.probe import broker_answers, wait_until_ready
+from consumers.kafka_local.secure import (
+    ADMIN,
+    Credentials,
+    SecureFiles,
+    add_scram_users,
+    check_principal,
+    client_security,
+    connection_info,
+    load_credentials,
+    save_credentials,
+    scram_arguments,
+    secure_listeners,
+    write_private,
+)
 from consumers.kafka_local.state import BrokerState, read_state, write_state
-from consumers.kafka_local.tools import require_tools
+from consumers.kafka_local.tools import require_openssl, require_tools
 
 _LAUNCH_ATTEMPTS = 3  # a free port may be taken by someone else before the JVM binds it
 
@@ -44,6 +63,12 @@ class LocalKafka:
 
     Its files live in ``<cache>/kafka-local/<name>/`` (state, config, logs, and the data
     unless ``data_dir`` is given). Use ``start()``/``stop()`` or ``with LocalKafka() as k``.
+
+    ``secure=True``: a SASL_SSL listener (SCRAM-SHA-512) with ACLs instead of PLAINTEXT;
+    ``admin`` (the super user) and each of ``principals`` get a password, saved in the
+    run dir and added when the data dir is formatted, or later as admin (see
+    ``consumers.kafka_local.secure``). ``client_options(principal)`` logs a kafka-python
+    client in.
     """
 
     def __init__(
@@ -58,6 +83,8 @@ class LocalKafka:
         start_timeout: float = 90.0,
         stop_grace: float = 15.0,
         die_with_parent: bool = False,
+        secure: bool = False,
+        principals: Iterable[str] = (),
     ) -> None:
         self.name, self.kafka_version = name, kafka_version
         self.cache_dir = cache_dir or cache_root()
@@ -68,6 +95,11 @@ class LocalKafka:
         self._timeouts = (start_timeout, stop_grace)
         self._die_with_parent = die_with_parent
         self._child: subprocess.Popen[bytes] | None = None
+        self.secure = secure
+        self.principals = tuple(check_principal(principal) for principal in principals)
+        if self.principals and not secure:
+            raise KafkaLocalError("principals need a secured broker (secure=True / --secure)")
+        self.secure_files = SecureFiles(self.run_dir / "secure")
 
     @property
     def _state_file(self) -> Path:
@@ -86,14 +118,18 @@ class LocalKafka:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.run_dir / ".lock"):
             running = self._running()
-            return running.bootstrap if running else self._launch()
+            bootstrap = running.bootstrap if running else self._launch()
+            if self.secure:
+                self._add_principals()
+            return bootstrap
 
     def status(self) -> str | None:
         """The bootstrap address if this name's broker is running and answers, else None."""
         state = read_state(self._state_file)
         if state is None or not process.runs_broker(state.pid, self._properties):
             return None
-        return state.bootstrap if broker_answers(state.bootstrap) else None
+        answers = broker_answers(state.bootstrap, security=_admin_login(state))
+        return state.bootstrap if answers else None
 
     def stop(self) -> bool:
         """Stop this name's broker; False if none was running."""
@@ -116,10 +152,32 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         """The running broker's ``127.0.0.1:PORT`` (KafkaLocalError if none is recorded)."""
+        return self._recorded().bootstrap
+
+    def client_options(self, principal: str = ADMIN) -> dict[str, Any]:
+        """kafka-python keyword arguments for the running broker; a secured one is logged
+        in to as ``principal``."""
+        state = self._recorded()
+        options: dict[str, Any] = {"bootstrap_servers": state.bootstrap}
+        if state.secure_dir is not None:
+            files = SecureFiles(Path(state.secure_dir))
+            options |= client_security(files, _credentials(files), principal)
+        return options
+
+    def connection_info(self) -> dict[str, Any] | None:
+        """The running secured broker's bootstrap, protocol, CA and credentials file (no
+        password); None for a PLAINTEXT one."""
+        state = self._recorded()
+        if state.secure_dir is None:
+            return None
+        files = SecureFiles(Path(state.secure_dir))
+        return connection_info(state.bootstrap, files, _credentials(files))
+
+    def _recorded(self) -> BrokerState:
         state = read_state(self._state_file)
         if state is None:
             raise KafkaLocalError(f"no local broker named {self.name!r} is running")
-        return state.bootstrap
+        return state
 
     def __enter__(self) -> LocalKafka:
         self.start()
@@ -138,7 +196,7 @@ class LocalKafka:
         if state is None or not process.runs_broker(state.pid, self._properties):
             self._state_file.unlink(missing_ok=True)  # stale: the broker died or was killed
             return None
-        if not broker_answers(state.bootstrap, timeout=10.0):
+        if not broker_answers(state.bootstrap, timeout=10.0, security=_admin_login(state)):
             raise KafkaLocalError(
                 f"broker {self.name!r} (pid {state.pid}) runs but does not answer on "
                 f"{state.bootstrap}; stop it first: scripts/kafka-local stop --name {self.name}"
@@ -148,35 +206,87 @@ class LocalKafka:
     def _launch(self) -> str:
         java = require_tools(need_maven=not jars_ready(self.kafka_version, self.cache_dir))
         libs = ensure_jars(self.kafka_version, self.cache_dir)
+        credentials = self._prepare_security() if self.secure else None
         for attempt in range(1, _LAUNCH_ATTEMPTS + 1):
             ports = choose_ports(*self._wanted)
             try:
-                return self._launch_on(java, libs, ports)
+                return self._launch_on(java, libs, ports, credentials)
             except BrokerExited:
                 if attempt == _LAUNCH_ATTEMPTS or self._wanted != (None, None):
                     raise
                 _say(f"start failed on ports {ports}; trying other free ports")
         raise AssertionError("unreachable")
 
-    def _launch_on(self, java: Path, libs: Path, ports: Ports) -> str:
-        child = self._spawn(java, libs, ports)
-        write_state(self._state_file, self._state_of(child, ports))  # `stop` can always find it
+    def _prepare_security(self) -> Credentials:
+        """The credentials (saved) and certificates to start the secured broker with.
+
+        A data dir not formatted yet gets every principal's SCRAM credential at format
+        time, so none is missing while the broker starts; one formatted before keeps the
+        principals it has (``_add_principals`` adds the others once it answers).
+        """
+        files = self.secure_files
+        files.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.folder.chmod(0o700)
+        saved = load_credentials(files.credentials)
+        if self._formatted() and saved is None:
+            raise KafkaLocalError(
+                f"{self.data_dir} was formatted without --secure (no admin credentials in "
+                f"{files.credentials}): remove it (its topics go with it), or use another "
+                "--data-dir or --name"
+            )
+        if saved is not None and self._formatted():
+            credentials = saved
+        else:
+            credentials = (saved or Credentials.create(())).including(self.principals)
+        if saved is None or not files.have_certificates():
+            make_certificates(files, credentials.keystore_password, require_openssl(), self.name)
+        save_credentials(files.credentials, credentials)
+        return credentials
+
+    def _add_principals(self) -> None:
+        """Give the running secured broker the principals asked for that it lacks."""
+        state = self._recorded()
+        if state.secure_dir is None:
+            raise KafkaLocalError(
+                f"broker {self.name!r} runs without --secure; stop it first: "
+                f"scripts/kafka-local stop --name {self.name}"
+            )
+        files = SecureFiles(Path(state.secure_dir))
+        credentials = _credentials(files)
+        missing = credentials.missing(self.principals)
+        if missing:
+            extended = credentials.including(missing)
+            add_scram_users(self.client_options(), {n: extended.password(n) for n in missing})
+            save_credentials(files.credentials, extended)
+            _say(f"added principals {', '.join(missing)} to {self.name!r}")
+
+    def _launch_on(
+        self, java: Path, libs: Path, ports: Ports, credentials: Credentials | None
+    ) -> str:
+        child = self._spawn(java, libs, ports, credentials)
+        state = self._state_of(child, ports, credentials is not None)
+        write_state(self._state_file, state)  # `stop` can always find it
         try:
             seconds = wait_until_ready(
-                ports.bootstrap, lambda: child.poll() is None, self._timeouts[0]
+                ports.bootstrap, lambda: child.poll() is None, self._timeouts[0],
+                security=_admin_login(state),
             )
         except BrokerStartError as error:
             process.terminate(child.pid, child.pid, grace=5.0, child=child)
             self._state_file.unlink(missing_ok=True)
             raise type(error)(f"{error}\n{self._log_tails()}") from None
         self._child = child
-        _say(f"broker {self.name!r} ready on {ports.bootstrap} in {seconds:.1f}s (pid {child.pid})")
+        kind = "SASL_SSL " if credentials else ""
+        _say(f"broker {self.name!r} ready on {kind}{ports.bootstrap} in {seconds:.1f}s "
+             f"(pid {child.pid})")  # fmt: skip
         return ports.bootstrap
 
-    def _spawn(self, java: Path, libs: Path, ports: Ports) -> subprocess.Popen[bytes]:
-        log4j = self._write_config(ports)
+    def _spawn(
+        self, java: Path, libs: Path, ports: Ports, credentials: Credentials | None
+    ) -> subprocess.Popen[bytes]:
+        log4j = self._write_config(ports, credentials)
         classpath = ["-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={log4j}"]
-        self._format_storage([str(java), *classpath])
+        self._format_storage([str(java), *classpath], credentials)
         heap = ["-Xms256m", "-Xmx512m", "-Djava.awt.headless=true"]
         return process.spawn(
             [str(java), *heap, *classpath, "kafka.Kafka", str(self._properties)],
@@ -184,7 +294,9 @@ class LocalKafka:
             die_with_parent=self._die_with_parent,
         )
 
-    def _state_of(self, child: subprocess.Popen[bytes], ports: Ports) -> BrokerState:
+    def _state_of(
+        self, child: subprocess.Popen[bytes], ports: Ports, secure: bool
+    ) -> BrokerState:
         return BrokerState(
             pid=child.pid,
             pgid=child.pid,  # start_new_session made the JVM its own group leader
@@ -193,32 +305,91 @@ class LocalKafka:
             bootstrap=ports.bootstrap,
             data_dir=str(self.data_dir),
             kafka_version=self.kafka_version,
+            secure_dir=str(self.secure_files.folder) if secure else None,
         )
 
-    def _write_config(self, ports: Ports) -> Path:
-        self._properties.write_text(render_server_properties(ports, self.data_dir), "utf-8")
+    def _write_config(self, ports: Ports, credentials: Credentials | None) -> Path:
+        listeners = secure_listeners(self.secure_files, credentials) if credentials else PLAINTEXT
+        text = render_server_properties(ports, self.data_dir, listeners)
+        if credentials is None:
+            self._properties.write_text(text, "utf-8")
+        else:
+            write_private(self._properties, text)  # the admin's and the keystore's passwords
         log4j = self.run_dir / "log4j2.xml"
         log4j.write_text(render_log4j2(self.log_file), "utf-8")
         return log4j
 
-    def _format_storage(self, java_cp: list[str]) -> None:
+    def _formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").is_file()
+
+    def _format_storage(self, java_cp: list[str], credentials: Credentials | None) -> None:
         """Format the data dir once; a formatted one keeps its topics across restarts."""
-        if (self.data_dir / "meta.properties").is_file():
+        if self._formatted():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        tool = [*java_cp, "kafka.tools.StorageTool", "format", "-c", str(self._properties)]
-        done = subprocess.run(  # noqa: S603  # an argument list, never a shell
-            [*tool, "-t", cluster_id(), "--standalone"], capture_output=True, text=True, check=False
-        )
+        tool = format_command(self._properties, cluster_id(), credentials)
+        with self._hidden(tool, secret=credentials is not None) as arguments:
+            done = subprocess.run(  # noqa: S603  # an argument list, never a shell
+                [*java_cp, *arguments], capture_output=True, text=True, check=False
+            )
         if done.returncode != 0:
             raise BrokerStartError(
                 f"formatting {self.data_dir} failed:\n{done.stdout}{done.stderr}"
             )
 
+    @contextmanager
+    def _hidden(self, arguments: list[str], *, secret: bool) -> Iterator[list[str]]:
+        """``arguments`` as they are, or when ``secret`` as an @argfile the java launcher
+        reads: passwords never show in the process table (``ps`` shows every argument to
+        every local user)."""
+        if not secret:
+            yield arguments
+            return
+        path = self.run_dir / "format.args"
+        write_private(path, java_argfile(arguments))
+        try:
+            yield [f"@{path}"]
+        finally:
+            path.unlink(missing_ok=True)
+
     def _log_tails(self) -> str:
         return "\n".join(
             f"--- tail of {log} ---\n{process.tail(log)}" for log in (self.log_file, self._jvm_out)
         )
+
+
+def format_command(properties: Path, cluster: str, credentials: Credentials | None
+                   ) -> list[str]:
+    """``kafka-storage format`` as a main class and its arguments (after the classpath)."""
+    command = ["kafka.tools.StorageTool", "format", "-c", str(properties), "-t", cluster,
+               "--standalone"]  # fmt: skip
+    return command + (scram_arguments(credentials) if credentials else [])
+
+
+def java_argfile(arguments: list[str]) -> str:
+    """A java launcher @argfile: one argument a line, quoted, ``\\`` and ``"`` escaped.
+
+    >>> print(java_argfile(["a b", 'c"d']), end="")
+    "a b"
+    "c\\"d"
+    """
+    quoted = ('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"' for arg in arguments)
+    return "".join(f"{line}\n" for line in quoted)
+
+
+def _credentials(files: SecureFiles) -> Credentials:
+    credentials = load_credentials(files.credentials)
+    if credentials is None:
+        raise KafkaLocalError(f"no readable credentials in {files.credentials}")
+    return credentials
+
+
+def _admin_login(state: BrokerState) -> dict[str, Any] | None:
+    """How the probe logs in to the broker of ``state``: as admin if it is secured."""
+    if state.secure_dir is None:
+        return None
+    files = SecureFiles(Path(state.secure_dir))
+    return client_security(files, _credentials(files), ADMIN)
 
 
 def reap_orphans(prefix: str, cache_dir: Path | None = None) -> list[str]:

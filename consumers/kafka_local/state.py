@@ -21,6 +21,9 @@ class BrokerState:
     bootstrap: str
     data_dir: str
     kafka_version: str
+    #: The secured broker's CA and credentials (``secure.SecureFiles``); None: PLAINTEXT.
+    #: Last and defaulted, so the state file of an older start still reads.
+    secure_dir: str | None = None
 
     @property
     def ports(self) -> Ports:

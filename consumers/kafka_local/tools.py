@@ -65,3 +65,12 @@ def require_tools(*, need_maven: bool) -> Path:
         raise ToolMissing(f"missing: {'; '.join(problems)}. Install them, {_INSTALL_HINT}.")
     assert java is not None
     return java
+
+
+def require_openssl() -> str:
+    """The openssl executable, which makes the secured broker's certificates."""
+    found = shutil.which("openssl")
+    if found is None:
+        raise ToolMissing("missing: openssl (makes the secured broker's test CA). "
+                          "Install it, e.g. `apt-get install openssl`.")
+    return found

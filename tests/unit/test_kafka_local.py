@@ -1,4 +1,5 @@
-"""The local broker's pure parts: config rendering, tool checks, ports, cache and state.
+"""The local broker's pure parts: config rendering (plain and secured), tool checks,
+ports, cache, state, credentials and certificates.
 
 No broker and no network here; the real start/stop is covered by tests/integration.
 """
@@ -6,16 +7,27 @@ No broker and no network here; the real start/stop is covered by tests/integrati
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import cast
 
 import pytest
+from kafka.admin import (
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourceType,
+)
 
 from consumers.kafka_local import (
     BrokerExited,
@@ -27,7 +39,9 @@ from consumers.kafka_local import (
     reap_orphans,
 )
 from consumers.kafka_local import __main__ as cli
-from consumers.kafka_local.broker import cluster_id
+from consumers.kafka_local.acls import FLOOR_PRINCIPALS, ORACLE_GROUP, Grant, floor_grants
+from consumers.kafka_local.broker import cluster_id, format_command, java_argfile
+from consumers.kafka_local.certs import make_certificates
 from consumers.kafka_local.config import (
     Ports,
     choose_ports,
@@ -38,8 +52,19 @@ from consumers.kafka_local.config import (
 )
 from consumers.kafka_local.errors import DownloadError
 from consumers.kafka_local.jars import ensure_jars, logging_backend, render_pom, slf4j_binding
+from consumers.kafka_local.secure import (
+    Credentials,
+    SecureFiles,
+    check_principal,
+    client_security,
+    connection_info,
+    load_credentials,
+    save_credentials,
+    secure_listeners,
+)
 from consumers.kafka_local.state import BrokerState, read_state, write_state
 from consumers.kafka_local.tools import java_major, require_tools
+from stream_al.topics import TopicNames
 
 POM = "{http://maven.apache.org/POM/4.0.0}"
 
@@ -418,3 +443,303 @@ def test_cli_start_failure_is_a_message_not_a_traceback(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "apt-get install openjdk-17-jre-headless maven" in captured.err
+
+
+# --- the secured broker: SASL_SSL, SCRAM-SHA-512, ACLs ------------------------------------
+
+SECRET_PASSWORDS = {"admin": "admin-pw", "daemon": "daemon-pw"}
+
+
+def secure_props(tmp_path: Path) -> dict[str, str]:
+    files = SecureFiles(tmp_path / "secure")
+    listeners = secure_listeners(files, Credentials(SECRET_PASSWORDS, "store-pw"))
+    return parse_properties(render_server_properties(Ports(9092, 9093), tmp_path, listeners))
+
+
+def test_the_secured_broker_listens_sasl_ssl_for_clients_and_sasl_for_its_controller(
+    tmp_path: Path,
+) -> None:
+    props = secure_props(tmp_path)
+    assert props["listeners"] == "SECURE://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["advertised.listeners"] == "SECURE://127.0.0.1:9092"
+    assert props["listener.security.protocol.map"] == "SECURE:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert props["inter.broker.listener.name"] == "SECURE"
+    assert props["listener.name.secure.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    # PLAIN, not SCRAM, on the controller: SCRAM users are in the log it is replaying.
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert "sasl.enabled.mechanisms" not in props  # each listener names its own
+
+
+def test_the_secured_broker_authorizes_with_admin_as_the_only_super_user(tmp_path: Path) -> None:
+    props = secure_props(tmp_path)
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["super.users"] == "User:admin"  # not ANONYMOUS: no listener is open
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+
+
+def test_jaas_logs_the_broker_in_as_admin_on_both_listeners(tmp_path: Path) -> None:
+    props = secure_props(tmp_path)
+    assert props["listener.name.secure.scram-sha-512.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="admin" password="admin-pw";'
+    )
+    assert props["listener.name.controller.plain.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="admin" password="admin-pw" user_admin="admin-pw";'
+    )
+    assert "daemon-pw" not in "".join(props.values())  # clients are SCRAM users, not JAAS
+
+
+def test_tls_uses_the_generated_keystore_and_trusts_the_generated_ca(tmp_path: Path) -> None:
+    props = secure_props(tmp_path)
+    assert props["ssl.keystore.type"] == "PKCS12"
+    assert props["ssl.keystore.location"] == str(tmp_path / "secure" / "broker.p12")
+    assert props["ssl.keystore.password"] == props["ssl.key.password"] == "store-pw"
+    assert props["ssl.truststore.type"] == "PEM"
+    assert props["ssl.truststore.location"] == str(tmp_path / "secure" / "ca.pem")
+
+
+def test_the_plain_format_command_is_unchanged_and_the_secure_one_adds_every_principal(
+    tmp_path: Path,
+) -> None:
+    plain = format_command(tmp_path / "server.properties", "CID", None)
+    assert plain == ["kafka.tools.StorageTool", "format", "-c",
+                     str(tmp_path / "server.properties"), "-t", "CID", "--standalone"]
+    secure = format_command(tmp_path / "server.properties", "CID",
+                            Credentials(SECRET_PASSWORDS, "k"))
+    assert secure == [*plain,
+                      "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-pw]",
+                      "--add-scram", "SCRAM-SHA-512=[name=daemon,password=daemon-pw]"]
+
+
+def test_the_java_argfile_quotes_every_argument() -> None:
+    assert java_argfile(["a b", 'c"d', "e\\f"]) == '"a b"\n"c\\"d"\n"e\\\\f"\n'
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+def test_credentials_always_hold_admin_and_keep_the_passwords_they_have() -> None:
+    first = Credentials.create(["daemon"])
+    assert sorted(first.passwords) == ["admin", "daemon"]
+    assert len(set(first.passwords.values()) | {first.keystore_password}) == 3
+    more = first.including(["daemon", "desk"])
+    assert more.passwords["daemon"] == first.passwords["daemon"]
+    assert more.keystore_password == first.keystore_password
+    assert more.missing(["desk", "oracle"]) == ["oracle"]
+    assert "pw" not in repr(Credentials(SECRET_PASSWORDS, "store-pw"))
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a,b", "x]", 'a"b', "-lead", "é", "a" * 65])
+def test_a_principal_name_that_could_break_jaas_or_the_format_tool_is_refused(name: str) -> None:
+    with pytest.raises(KafkaLocalError, match="principal"):
+        check_principal(name)
+
+
+def test_an_unknown_principal_is_named(tmp_path: Path) -> None:
+    with pytest.raises(KafkaLocalError, match=r"no principal 'ghost' .*admin"):
+        Credentials({"admin": "x"}, "k").password("ghost")
+
+
+def test_credentials_are_saved_for_this_user_alone_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    path.write_text("{}")
+    path.chmod(0o644)  # an older, wider file is tightened, not trusted
+    credentials = Credentials.create(["oracle"])
+    save_credentials(path, credentials)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_credentials(path) == credentials
+    path.write_text("[]")
+    assert load_credentials(path) is None
+    assert load_credentials(tmp_path / "absent.json") is None
+
+
+def test_client_settings_log_a_principal_in_and_name_no_password_in_the_info(
+    tmp_path: Path,
+) -> None:
+    files = SecureFiles(tmp_path)
+    credentials = Credentials(SECRET_PASSWORDS, "k")
+    assert client_security(files, credentials, "daemon") == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "daemon", "sasl_plain_password": "daemon-pw",
+        "ssl_cafile": str(tmp_path / "ca.pem"),
+    }
+    info = connection_info("127.0.0.1:1", files, credentials)
+    assert info["principals"] == ["admin", "daemon"]
+    assert info["credentials_file"] == str(tmp_path / "credentials.json")
+    assert "pw" not in json.dumps(info)
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+
+
+def _pem_from_keystore(files: SecureFiles, password: str, folder: Path) -> Path:
+    pem = folder / "broker-and-key.pem"
+    subprocess.run(
+        ["openssl", "pkcs12", "-in", str(files.keystore), "-nodes", "-passin", "env:PW",
+         "-out", str(pem)],
+        check=True, capture_output=True, env={**os.environ, "PW": password})
+    return pem
+
+
+def _handshake(server_pem: Path, ca: Path) -> str:
+    """TLS to 127.0.0.1 with ``server_pem``, verified as a strict client would; the peer's
+    subject CN."""
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(server_pem)
+    client_context = ssl.create_default_context(cafile=str(ca))
+    client_context.verify_flags |= ssl.VERIFY_X509_STRICT  # Python 3.13's default
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        serving = threading.Thread(target=_accept_one, args=(listener, server_context))
+        serving.start()
+        with socket.create_connection(listener.getsockname(), timeout=10) as raw, \
+                client_context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            peer = tls.getpeercert()
+        serving.join(timeout=10)
+    assert peer is not None
+    subject = cast(tuple[tuple[tuple[str, str], ...], ...], peer["subject"])
+    return next(value for rdn in subject for key, value in rdn if key == "commonName")
+
+
+def _accept_one(listener: socket.socket, context: ssl.SSLContext) -> None:
+    connection, _ = listener.accept()
+    try:
+        with context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(1)  # until the client closes
+    except (ssl.SSLError, OSError):
+        pass  # the client refused our certificate: what the test looks at is its side
+    finally:
+        connection.close()
+
+
+@needs_openssl
+def test_the_broker_certificate_is_trusted_for_127_0_0_1_and_the_ca_key_is_gone(
+    tmp_path: Path,
+) -> None:
+    files = SecureFiles(tmp_path / "secure")
+    make_certificates(files, "store-pw", "openssl", "unit")
+    assert sorted(p.name for p in files.folder.iterdir()) == ["broker.p12", "ca.pem"]
+    assert stat.S_IMODE(files.folder.stat().st_mode) == 0o700
+    assert "PRIVATE KEY" not in files.ca.read_text()
+    assert _handshake(_pem_from_keystore(files, "store-pw", tmp_path), files.ca) == "127.0.0.1"
+
+
+@needs_openssl
+def test_a_certificate_of_another_broker_is_not_trusted(tmp_path: Path) -> None:
+    ours, theirs = SecureFiles(tmp_path / "ours"), SecureFiles(tmp_path / "theirs")
+    make_certificates(ours, "pw-1", "openssl", "ours")
+    make_certificates(theirs, "pw-2", "openssl", "theirs")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(_pem_from_keystore(theirs, "pw-2", tmp_path), ours.ca)
+
+
+# --- starting secured, without a broker -----------------------------------------------------
+
+
+def test_principals_need_a_secured_broker(tmp_path: Path) -> None:
+    with pytest.raises(KafkaLocalError, match="secure"):
+        LocalKafka("p", cache_dir=tmp_path, principals=["daemon"])
+
+
+def test_a_data_dir_formatted_without_secure_is_refused_before_any_jvm(
+    bare_path: Path, tmp_path: Path
+) -> None:
+    fake_kafka_install(tmp_path, bare_path, "exit 1")
+    kafka = LocalKafka("was-plain", cache_dir=tmp_path, secure=True)
+    kafka.data_dir.mkdir(parents=True)
+    (kafka.data_dir / "meta.properties").write_text("formatted")
+    with pytest.raises(KafkaLocalError, match="formatted without --secure"):
+        kafka.start()
+
+
+def fake_secure_kafka_install(cache: Path, folder: Path, seen: Path) -> None:
+    """A jar cache, openssl on the bare PATH, and a ``java`` that keeps a copy of the
+    format tool's @argfile (and its mode) in ``seen`` and whose broker exits at once."""
+    fake_kafka_install(cache, folder, "")
+    openssl = shutil.which("openssl", path=os.defpath)
+    assert openssl is not None
+    (folder / "openssl").symlink_to(openssl)
+    cp, mode = (shutil.which(tool, path=os.defpath) for tool in ("cp", "stat"))  # PATH is bare
+    java = folder / "java"
+    java.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2 ;;\n"
+        f'  *format.args*) for a; do last="$a"; done; f="${{last#@}}"; {cp} "$f" {seen}/argfile;'
+        f' {mode} -c %a "$f" >{seen}/argfile.mode ;;\n'
+        f'  *) echo "$*" >{seen}/broker.cmdline; exit 1 ;;\n'
+        "esac\n"
+    )
+
+
+def test_a_secured_start_formats_with_every_principal_through_a_private_argfile(
+    bare_path: Path, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    fake_secure_kafka_install(tmp_path, bare_path, seen)
+    kafka = LocalKafka("sec", cache_dir=tmp_path, secure=True, principals=["daemon", "oracle"])
+    with pytest.raises(BrokerExited):
+        kafka.start()
+    credentials = load_credentials(kafka.secure_files.credentials)
+    assert credentials is not None and sorted(credentials.passwords) == [
+        "admin", "daemon", "oracle"]
+    argfile = (seen / "argfile").read_text()
+    for name, password in credentials.passwords.items():
+        assert f'"SCRAM-SHA-512=[name={name},password={password}]"' in argfile
+    assert (seen / "argfile.mode").read_text().strip() == "600"
+    assert not (kafka.run_dir / "format.args").exists()  # removed once formatted
+    assert stat.S_IMODE((kafka.run_dir / "server.properties").stat().st_mode) == 0o600
+    assert kafka.secure_files.have_certificates()
+    assert credentials.passwords["admin"] not in (seen / "broker.cmdline").read_text()
+
+
+def test_cli_principal_without_secure_is_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STREAM_AL_CACHE", str(tmp_path))
+    assert cli.main(["start", "--principal", "daemon"]) == 1
+    assert "secure" in capsys.readouterr().err
+
+
+# --- the floor's ACLs -----------------------------------------------------------------------
+
+
+def _can(grants: list[Grant], operation: str, topic: str) -> set[str]:
+    return {g.principal for g in grants if (g.resource, g.name, g.operation)
+            == ("topic", topic, operation)}
+
+
+def test_each_role_gets_what_its_command_does_and_nothing_more() -> None:
+    topics = TopicNames()
+    grants = floor_grants(topics, daemon_group="floor-7")
+    assert {(g.resource, g.name, g.operation) for g in grants if g.principal == "daemon"} == {
+        ("topic", "ate.parametric", "READ"), ("topic", "ate.transactions", "READ"),
+        ("group", "floor-7", "READ"),
+        ("topic", topics.requests, "READ"), ("topic", topics.requests, "WRITE"),
+        ("topic", topics.labels, "READ"),
+        ("topic", topics.predictions, "WRITE"), ("topic", topics.dlq, "WRITE"),
+    }
+    assert _can(grants, "WRITE", topics.requests) == {"daemon"}  # no one else can ask
+    assert _can(grants, "WRITE", topics.labels) == {"desk", "oracle"}  # who may teach
+    assert _can(grants, "WRITE", "ate.parametric") == {"producer"}
+    assert _can(grants, "READ", topics.claims) == _can(grants, "WRITE", topics.claims) == {
+        "desk"}
+    assert {g.principal for g in grants if g.resource == "group"} == {"daemon", "oracle"}
+    assert {g.principal for g in grants} == set(FLOOR_PRINCIPALS)
+
+
+def test_a_grant_is_a_literal_allow_for_the_user_from_any_host() -> None:
+    acl = Grant("oracle", "group", ORACLE_GROUP, "READ").acl()
+    assert (acl.principal, acl.host) == ("User:oracle", "*")
+    assert acl.operation == ACLOperation.READ and acl.permission_type == ACLPermissionType.ALLOW
+    assert acl.resource_pattern == ResourcePattern(ResourceType.GROUP, ORACLE_GROUP,
+                                                   ACLResourcePatternType.LITERAL)
