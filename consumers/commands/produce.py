@@ -5,6 +5,12 @@ anything was skipped or not delivered (each one was reported with file and posit
 2 for a bad command line or a column mapping that does not fit a file (nothing sent);
 3 when no broker answers (nothing sent); 130 when interrupted before the end.
 With ``--follow`` a SIGINT or SIGTERM is the normal way to stop: exit 0.
+
+Record ids come from the file's content, never its name, so a renamed or copied file
+gives the same ids: STDF ``LOT-WAFER-P<PART_ID>-<n>`` (``-X<x>-Y<y>-S<site>-<n>`` without
+a PART_ID; ``n`` the part's place in the file), with the first 16 hex digits of the
+file's SHA-256 in place of the lot when the MIR has no LOT_ID; CSV/JSONL the
+``--id-column`` value, else ``<those 16 hex digits>-L<line>``.
 """
 
 from __future__ import annotations
@@ -76,11 +82,20 @@ def register(cli: Cli) -> None:
         follow: Annotated[
             Path | None,
             typer.Option(
-                help="watch this folder and publish each new complete file once",
+                help="watch this folder; publish each new complete file once, by content "
+                "(a rename or copy is not sent again; links and FIFOs are skipped)",
                 exists=True,
                 file_okay=False,
             ),
         ] = None,
+        settle: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="--follow: seconds a file's size and mtime must stay unchanged "
+                "before it is published (a tester pausing longer looks finished)",
+            ),
+        ] = 5.0,
         state_dir: Annotated[
             Path | None,
             typer.Option(
@@ -100,7 +115,11 @@ def register(cli: Cli) -> None:
         ] = False,
         kind: Annotated[Kind, typer.Option(help="CSV/JSONL: the kind of record")] = "parametric",
         id_column: Annotated[
-            str | None, typer.Option(help="CSV/JSONL: record id column (default: file name + line)")
+            str | None,
+            typer.Option(
+                help="CSV/JSONL: record id column (default: a hash of the file's content "
+                "+ the line)"
+            ),
         ] = None,
         ts_column: Annotated[
             str | None,
@@ -150,6 +169,11 @@ def register(cli: Cli) -> None:
 
         Exit 0: all sent; 1: something skipped or undelivered (each reported with file
         and position); 2: bad options or column mapping (nothing sent); 3: no broker.
+
+        Record ids come from the content, never the file name: STDF
+        LOT-WAFER-P<PART_ID>-<n> (-X<x>-Y<y>-S<site>-<n> without a PART_ID; n is
+        the part's place in the file; a hash of the file stands in for a missing
+        LOT_ID); CSV/JSONL the --id-column, else <hash of the file>-L<line>.
         """
         from consumers.produce.run import ProduceOptions, run_produce
         from consumers.produce.tabular.source import ColumnMapping
@@ -190,5 +214,6 @@ def register(cli: Cli) -> None:
                 poll_interval=poll_interval,
                 polls=polls,
                 flush_timeout=flush_timeout,
+                settle=settle,
             )
         )

@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from consumers.produce.follow import FolderWatcher, Ledger
+from consumers.produce.follow import DEFAULT_SETTLE_S, FileIdentity, FolderWatcher, Ledger
 from consumers.produce.items import Item, Problem
 from consumers.produce.publish import (
     DryRunSink,
@@ -111,22 +111,40 @@ class Producer:
         self._current: FileReport | None = None
         self._delivered_before, self._failures_seen = 0, 0
 
-    def source(self, path: Path) -> StdfSource | TabularSource | None:
-        """The reader for ``path``, or None when its format is unknown."""
+    def source(
+        self, path: Path, followed: FileIdentity | None = None
+    ) -> StdfSource | TabularSource | None:
+        """The reader for ``path``, or None when its format is unknown.
+
+        ``followed``: the file comes from a watched folder, hashed already; the reader
+        then reuses that hash for the ids and refuses to open a symbolic link.
+        """
         fmt = detect_format(path, self.options.file_format)
+        sha256 = followed.sha256 if followed else None
+        links = followed is None  # a file named on the command line may be a link
         if fmt == "stdf":
-            return StdfSource(path, self.options.label_from, product=self.options.mapping.product)
+            return StdfSource(
+                path,
+                self.options.label_from,
+                product=self.options.mapping.product,
+                content_sha256=sha256,
+                follow_symlinks=links,
+            )
         if fmt is not None:
-            return TabularSource(path, self.options.mapping, fmt)
+            return TabularSource(
+                path, self.options.mapping, fmt, content_sha256=sha256, follow_symlinks=links
+            )
         return None
 
-    def publish(self, path: Path, progress: Progress) -> FileReport:
+    def publish(
+        self, path: Path, progress: Progress, followed: FileIdentity | None = None
+    ) -> FileReport:
         """Publish one file; the report says what became of it.
 
         Problems are counted as they come and deliveries when the sink settles them, so
         the report is right even when the broker is lost half-way (BrokerUnavailable).
         """
-        source = self.source(path)
+        source = self.source(path, followed)
         report = FileReport(str(path), detect_format(path, self.options.file_format) or "?")
         self.totals.files.append(report)
         if source is None:
@@ -134,7 +152,9 @@ class Producer:
             self._count(report, Problem(str(path), "file", "unknown format", reason))
             return report
         self._current, self._delivered_before = report, self.sink.delivered
-        task = progress.add_task(path.name, total=path.stat().st_size)
+        # Measured once, before reading: the file may be renamed while it is read.
+        size = followed.size if followed else path.stat().st_size
+        task = progress.add_task(path.name, total=size)
         try:
             outcome = self._publish_items(source, report, progress, task)
         finally:
@@ -142,7 +162,7 @@ class Producer:
         self.sink.flush()
         self.settle_deliveries()
         report.note = "interrupted" if outcome.stopped else ""
-        progress.update(task, completed=path.stat().st_size)
+        progress.update(task, completed=size)
         return report
 
     def _publish_items(
@@ -180,10 +200,12 @@ class Producer:
         report.problems += problem.records
         self.totals.reasons[problem.kind] += problem.records
 
-    def publish_for_ledger(self, path: Path, progress: Progress) -> Mapping[str, object] | None:
+    def publish_for_ledger(
+        self, path: Path, identity: FileIdentity, progress: Progress
+    ) -> Mapping[str, object] | None:
         """Follow mode: the ledger summary, or None to retry (interrupted, undelivered)."""
         failures_before = len(self.sink.failures)
-        report = self.publish(path, progress)
+        report = self.publish(path, progress, followed=identity)
         if report.note == "interrupted" or len(self.sink.failures) > failures_before:
             return None
         return {"records": report.sent, "problems": report.problems}
@@ -259,6 +281,9 @@ def preflight(files: list[Path], producer: Producer) -> list[str]:
     """Every reason not to start: unknown formats, mappings that do not fit a file."""
     errors = []
     for path in files:
+        if not path.is_file():  # a FIFO given by mistake would block the first read forever
+            errors.append(f"{path}: not a regular file")
+            continue
         source = producer.source(path)
         if source is None:
             errors.append(
@@ -284,6 +309,7 @@ def run_produce(
     poll_interval: float,
     polls: int | None,
     flush_timeout: float,
+    settle: float = DEFAULT_SETTLE_S,
 ) -> int:
     """Publish ``files``, then follow a folder if asked; returns the exit status."""
     console = Console(stderr=True)
@@ -301,33 +327,48 @@ def run_produce(
     except BrokerUnavailable as error:
         say(console, f"error: {error}; nothing was sent")
         return EXIT_NO_BROKER
-    broker_lost = _run(producer, files, follow, state_dir, poll_interval, polls)
+    watch = (
+        Watch(follow, state_dir, poll_interval, polls, settle)
+        if follow is not None and state_dir is not None
+        else None
+    )
+    broker_lost = _run(producer, files, watch)
     for table in summary_tables(producer.totals):
         console.print(table)
     return _exit_status(producer, broker_lost, follow is not None)
 
 
-def _run(
-    producer: Producer,
-    files: list[Path],
-    follow: Path | None,
-    state_dir: Path | None,
-    poll_interval: float,
-    polls: int | None,
-) -> bool:
+@dataclass(frozen=True)
+class Watch:
+    """What ``--follow`` was asked to do."""
+
+    folder: Path
+    state_dir: Path
+    poll_interval: float
+    polls: int | None
+    settle: float
+
+
+def _follow(producer: Producer, watch: Watch, progress: Progress) -> None:
+    watcher = FolderWatcher(
+        watch.folder,
+        Ledger(watch.state_dir),
+        lambda p: detect_format(p, producer.options.file_format) is not None,
+        lambda p, identity: producer.publish_for_ledger(p, identity, progress),
+        settle_s=watch.settle,
+        say=lambda text: say(producer.console, text),
+    )
+    watcher.run(producer.stop, watch.poll_interval, watch.polls)
+
+
+def _run(producer: Producer, files: list[Path], watch: Watch | None) -> bool:
     try:
         with stop_on_signals(producer.stop), progress_bar(producer.console) as progress:
             for path in files:
                 if not producer.stop.is_set():
                     producer.publish(path, progress)
-            if follow is not None and state_dir is not None and not producer.stop.is_set():
-                watcher = FolderWatcher(
-                    follow,
-                    Ledger(state_dir),
-                    lambda p: detect_format(p, producer.options.file_format) is not None,
-                    lambda p: producer.publish_for_ledger(p, progress),
-                )
-                watcher.run(producer.stop, poll_interval, polls)
+            if watch is not None and not producer.stop.is_set():
+                _follow(producer, watch, progress)
     except BrokerUnavailable as error:
         say(producer.console, f"error: {error}; stopped")
         if producer.current_report is not None:

@@ -85,3 +85,35 @@ def test_produce_sends_exactly_the_parts_of_an_stdf_file(
     assert all(key.decode() == r.record_id for (key, _), r in zip(messages, records, strict=True))
     assert by_part["2"].label == "fail" and by_part["1"].label == "pass"
     assert by_part["2"].model_dump()["measurements"] == {"vdd_t10": 1.0}
+
+
+def test_follow_sends_a_file_once_though_it_is_renamed_copied_and_restarted(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    create_topic: Callable[[str, int], str],
+) -> None:
+    topic = create_topic(unique_topic("parametric"), 3)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    wafer = two_site_wafer(drop / "wafer.stdf")
+    (drop / "rows.csv").write_text("v\n" + "".join(f"{i}.5\n" for i in range(10)))
+    (drop / "passwd.csv").symlink_to("/etc/passwd")
+
+    def follow() -> str:
+        result = CliRunner().invoke(
+            build_cli(),
+            ["produce", "--topic", topic, "--bootstrap-servers", kafka_bootstrap,
+             "--product", "PMIC-A7", "--follow", str(drop), "--state-dir", str(tmp_path / "s"),
+             "--polls", "3", "--poll-interval", "0.05", "--settle", "0"],
+        )
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    assert "passwd.csv: skipped: a symbolic link" in follow()
+    wafer.rename(drop / "wafer-renamed.stdf")
+    (drop / "rows-copy.csv").write_bytes((drop / "rows.csv").read_bytes())
+    follow()  # a restart: the renamed and the copied file are known by their content
+    messages = consume(kafka_bootstrap, topic, PARTS + 10)
+    ids = [decode_record(value).record_id for _, value in messages]
+    assert len(ids) == PARTS + 10 == len(set(ids))

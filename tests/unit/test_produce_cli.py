@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,8 @@ def test_the_pacer_spaces_records_at_the_rate(monkeypatch: pytest.MonkeyPatch) -
     assert sleeps == [0.0, 0.25, 0.5]
 
 
-def follow(drop: Path, state: Path, polls: int = 2) -> Result:
+def follow(drop: Path, state: Path, polls: int = 2, settle: str = "0") -> Result:
+    """--settle 0 by default: two polls in a row must still agree."""
     return produce(
         "--dry-run",
         "--follow",
@@ -180,6 +182,8 @@ def follow(drop: Path, state: Path, polls: int = 2) -> Result:
         str(polls),
         "--poll-interval",
         "0.01",
+        "--settle",
+        settle,
     )
 
 
@@ -207,6 +211,26 @@ def test_follow_waits_until_a_file_has_settled(tmp_path: Path) -> None:
     drop.mkdir()
     stdf(drop / "a.stdf")
     assert records(follow(drop, tmp_path / "state", polls=1)) == []
+    assert records(follow(drop, tmp_path / "state", polls=3, settle="60")) == []
+
+
+def test_follow_warns_about_a_link_and_publishes_the_rest(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    stdf(drop / "a.stdf", lot="A")
+    (drop / "b.stdf").symlink_to(stdf(tmp_path / "outside.stdf", lot="OUT"))
+    result = follow(drop, tmp_path / "state", polls=3)
+    assert result.exit_code == 0, result.output
+    assert {r["lot_id"] for r in records(result)} == {"A"}
+    assert result.stderr.count("skipped: a symbolic link") == 1
+    assert f"{drop / 'b.stdf'}: skipped" in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_named_on_the_command_line_is_a_usage_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    result = produce("--dry-run", "--product", "P", tmp_path / "pipe.csv")
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
 
 
 def test_follow_keeps_its_ledger_in_the_configured_state_dir(
@@ -216,7 +240,9 @@ def test_follow_keeps_its_ledger_in_the_configured_state_dir(
     drop = tmp_path / "drop"
     drop.mkdir()
     stdf(drop / "a.stdf")
-    result = produce("--dry-run", "--follow", drop, "--polls", "2", "--poll-interval", "0.01")
+    result = produce(
+        "--dry-run", "--follow", drop, "--polls", "2", "--poll-interval", "0.01", "--settle", "0"
+    )
     assert result.exit_code == 0 and len(records(result)) == 3
     assert (tmp_path / "from-env" / "produce-ledger.jsonl").is_file()
 
@@ -233,12 +259,12 @@ def test_a_file_not_fully_delivered_stays_out_of_the_ledger(tmp_path: Path) -> N
     outcomes: list[dict[str, object] | None] = [None, {"records": 3}]
     calls: list[Path] = []
 
-    def publish(p: Path) -> dict[str, object] | None:
+    def publish(p: Path, identity: FileIdentity) -> dict[str, object] | None:
         calls.append(p)
         return outcomes[len(calls) - 1]
 
     ledger = Ledger(tmp_path / "state")
-    watcher = FolderWatcher(drop, ledger, lambda p: True, publish)
+    watcher = FolderWatcher(drop, ledger, lambda p: True, publish, settle_s=0)
     import threading
 
     watcher.run(threading.Event(), 0.0, polls=4)
@@ -246,14 +272,19 @@ def test_a_file_not_fully_delivered_stays_out_of_the_ledger(tmp_path: Path) -> N
     assert FileIdentity.of(path) in Ledger(tmp_path / "state")
 
 
-def test_a_ledger_line_cut_by_a_crash_is_ignored(tmp_path: Path) -> None:
+def test_a_ledger_line_cut_by_a_crash_is_ignored_and_the_next_line_kept(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
-    target = tmp_path / "f.stdf"
-    target.write_bytes(b"data")
-    ledger.add(FileIdentity.of(target), records=1)
-    with ledger.path.open("a") as f:
-        f.write('{"path": "/x", "si')
-    assert FileIdentity.of(target) in Ledger(tmp_path)
+    first, second = tmp_path / "f.stdf", tmp_path / "g.stdf"
+    first.write_bytes(b"data")
+    second.write_bytes(b"other data")
+    ledger.add(FileIdentity.of(first), first, records=1)
+    with ledger.path.open("ab") as f:
+        f.write('{"sha256": "ab", "path": "/x/caf\u00e9'.encode()[:-1])  # cut mid-character
+    reopened = Ledger(tmp_path)
+    assert FileIdentity.of(first) in reopened
+    reopened.add(FileIdentity.of(second), second, records=2)  # must not be glued to the cut
+    again = Ledger(tmp_path)
+    assert FileIdentity.of(first) in again and FileIdentity.of(second) in again
 
 
 class FutureProducer:
