@@ -1,0 +1,1 @@
+"""``stream-al bench keys``: what one model key costs, per template."""
