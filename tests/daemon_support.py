@@ -30,14 +30,15 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.kafka.clients import topic_plan
-from stream_al.codec import decode_label, decode_record, decode_request
+from consumers.daemon.checkpoints import CheckpointStore
+from consumers.kafka.topics import topic_plan
+from stream_al.codec import decode_label, decode_prediction, decode_record, decode_request
 from stream_al.errors import DecodeError
 from stream_al.features import extract
 from stream_al.learner import Learner, LearnerConfig
 from stream_al.simulate.base import SimulatedRecord
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
-from stream_al.state import Checkpoint, loads
+from stream_al.state import Checkpoint
 from stream_al.topics import TopicNames
 
 STREAM_AL = str(Path(sys.executable).with_name("stream-al"))
@@ -48,6 +49,10 @@ _PORT_LINE = re.compile(rb"serving /metrics, /healthz, /readyz on port (\d+)")
 
 #: Metric samples keyed by (sample name, sorted label pairs).
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+#: The learner of the recovery tests: a fifth of the records may be queried, 5 % audited.
+BUDGETED: Mapping[str, Any] = {"budget": {"fraction": 0.2, "audit_fraction": 0.05}}
+#: Partitions of a test's input topic (``make_topics``); the floor's testers spread over them.
+INPUT_PARTITIONS = 3
 
 
 def wait_until(condition: Callable[[], bool], what: str, guard_s: float = HANG_GUARD_S,
@@ -138,6 +143,15 @@ class DaemonProc(Proc):
         status, body = self.get("/readyz")
         return status, json.loads(body)
 
+    def scored(self) -> float:
+        """Records consumed so far (``stream_al_records_total``, every outcome)."""
+        return total(self.metrics(), "stream_al_records_total")
+
+    def labels_read(self, outcome: str | None = None) -> float:
+        """Labels read so far (``stream_al_labels_total``), of one ``outcome`` if given."""
+        labels = {} if outcome is None else {"outcome": outcome}
+        return total(self.metrics(), "stream_al_labels_total", **labels)
+
 
 def total(samples: Samples, name: str, **labels: str) -> float:
     """Sum of the samples of ``name`` whose labels include ``labels``."""
@@ -196,13 +210,69 @@ class Harness:
         proc.wait_for_port()
         return proc
 
-    def oracle(self, config: Path, truth: Path, delay_s: float = 0.2) -> Proc:
-        """``stream-al oracle simulate`` answering from ``truth`` after ``delay_s``."""
-        args = ["oracle", "simulate", "--config", str(config), "--truth", str(truth),
-                "--delay", str(delay_s)]
+    def oracle(self, records: Iterable[SimulatedRecord], delay_s: float = 0.2) -> Proc:
+        """``stream-al oracle simulate`` answering with the truth of ``records`` (written to
+        ``truth.csv`` in the work dir) after ``delay_s``."""
+        truth = write_truth(self.workdir / "truth.csv", records)
+        args = ["oracle", "simulate", "--config", str(self.config("oracle")),
+                "--truth", str(truth), "--delay", str(delay_s)]
         proc = Proc("oracle", args, self._log("oracle"))
         self.procs.append(proc)
         return proc
+
+    def drain(self, daemon: Proc, oracle: Proc, state_dir: Path) -> None:
+        """Wait until the daemon owning ``state_dir`` has scored every record and the
+        oracle has answered every request; stop the oracle (exit 0), wait until the daemon
+        has read every label, and stop it (exit 0)."""
+        wait_until(lambda: self.logs_read_to_end(state_dir) and self.answered(),
+                   "every record scored and every request answered")
+        code = oracle.terminate()
+        assert code == 0, f"the oracle exited {code} on SIGTERM"
+        wait_until(lambda: self.logs_read_to_end(state_dir), "every label read")
+        code = daemon.terminate()
+        assert code == 0, f"{daemon.name} exited {code} on SIGTERM"
+
+    # -- this test's topics (helpers below, bound to its broker and topic names) --
+
+    def produce_floor(self, records: Iterable[SimulatedRecord]) -> list[tuple[int, int]]:
+        """Send floor records to the input topic, each tester to a partition of its own."""
+        return produce_floor(self.bootstrap, self.topics.inputs[0], records, INPUT_PARTITIONS)
+
+    def produce(self, topic: str, messages: Iterable[tuple[int, bytes | None, bytes]]
+                ) -> list[tuple[int, int]]:
+        return produce(self.bootstrap, topic, messages)
+
+    def read(self, topic: str) -> list[ConsumerRecord]:
+        return read_topic(self.bootstrap, topic)
+
+    def count(self, topic: str) -> int:
+        return count(self.bootstrap, topic)
+
+    def answered(self) -> bool:
+        """Does the label log hold as many labels as the request log holds requests?"""
+        return self.count(self.topics.labels) == self.count(self.topics.requests)
+
+    def predicted(self) -> Counter[str]:
+        """Record id → how many predictions the predictions topic holds for it."""
+        return Counter(decode_prediction(m.value).record_id
+                       for m in self.read(self.topics.predictions))
+
+    def logs_read_to_end(self, state_dir: Path, inputs: bool = True) -> bool:
+        """Has the daemon owning ``state_dir`` checkpointed every label and request (and,
+        with ``inputs``, every input record) now on the topics?"""
+        topics = self.topics
+        names = [topics.requests, topics.labels] + (list(topics.inputs) if inputs else [])
+        return covers(state_dir, ends_of(self.bootstrap, names))
+
+    def checkpoint(self, state_dir: Path) -> Checkpoint:
+        """The checkpoint in ``state_dir``, as the daemon owning it last wrote it."""
+        return load_checkpoint(state_dir)
+
+    def fold(self, learner: Mapping[str, Any]) -> Fold:
+        """``fold_logs`` over the request and label logs as they stand now."""
+        requests = [m.value for m in self.read(self.topics.requests)]
+        labels = [m.value for m in self.read(self.topics.labels)]
+        return Fold(*fold_logs(LearnerConfig.model_validate(learner), requests, labels))
 
     def _log(self, name: str) -> Path:
         runs = sum(1 for proc in self.procs if proc.name == name)
@@ -298,7 +368,11 @@ def count(bootstrap: str, topic: str) -> int:
 
 
 def load_checkpoint(state_dir: Path) -> Checkpoint:
-    return loads((state_dir / "checkpoint.bin").read_bytes())
+    """The checkpoint in ``state_dir``, read as the daemon reads it (its store knows the
+    key the daemon signed it with)."""
+    checkpoint = CheckpointStore(state_dir).load()
+    assert checkpoint is not None, f"no checkpoint in {state_dir}"
+    return checkpoint
 
 
 def fold_logs(config: LearnerConfig, requests: Iterable[bytes], labels: Iterable[bytes]
@@ -339,8 +413,35 @@ def versions(learner: Learner) -> dict[str, int]:
     return {key: learner.registry.get(key).version for key in learner.registry.keys()}
 
 
+@dataclass
+class Fold:
+    """The model folded offline from the logs (``fold_logs``), and each label's outcome."""
+
+    learner: Learner
+    outcomes: Counter[str]
+
+    @property
+    def learnt(self) -> int:
+        """Labels learnt, over every model."""
+        return sum(versions(self.learner).values())
+
+
+def assert_same_models(*learners: Learner, probes: int = 200) -> None:
+    """The ``learners`` have learnt as many labels per model, and give the same class
+    probabilities (float for float) on ``probes`` fresh floor records."""
+    first, *others = learners
+    for n, other in enumerate(others, start=2):
+        assert versions(other) == versions(first), (
+            f"labels per model: learner {n} {versions(other)} != learner 1 {versions(first)}")
+    records = floor(probes, seed=99)
+    expected = probe(first, records)
+    for n, other in enumerate(others, start=2):
+        assert probe(other, records) == expected, (  # exact float equality
+            f"learner {n} and learner 1 differ on the {probes} probe records")
+
+
 def make_topics(admin: KafkaAdminClient, unique: Callable[..., str],
-                input_partitions: int = 3) -> TopicNames:
+                input_partitions: int = INPUT_PARTITIONS) -> TopicNames:
     """Fresh topics for one test, configured as ``stream-al topics create`` makes them,
     except that predictions get ONE partition: then their log order is the order the
     daemon decided in (the budget is a property of that order)."""
@@ -367,11 +468,3 @@ def covers(state_dir: Path, ends: Mapping[tuple[str, int], int]) -> bool:
         return False
     offsets = load_checkpoint(state_dir).offsets
     return all(offsets.get(tp, 0) == end for tp, end in ends.items())
-
-
-def logs_read_to_end(harness: Harness, state_dir: Path, inputs: bool = True) -> bool:
-    """Has the daemon owning ``state_dir`` checkpointed every label and request (and,
-    with ``inputs``, every input record) now on the topics?"""
-    topics = harness.topics
-    names = [topics.requests, topics.labels] + (list(topics.inputs) if inputs else [])
-    return covers(state_dir, ends_of(harness.bootstrap, names))

@@ -9,46 +9,22 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_prediction, encode
 from stream_al.features import extract
 from stream_al.learner import LearnerConfig
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
-from tests.daemon_support import (
-    DaemonProc,
-    Harness,
-    count,
-    floor,
-    load_checkpoint,
-    make_topics,
-    produce,
-    produce_floor,
-    read_topic,
-    total,
-    wait_until,
-    write_truth,
-)
+from tests.daemon_support import DaemonProc, Harness, floor, total, wait_until
 
 pytestmark = pytest.mark.integration
 
 CODEC_LIMIT = 1_000_000  # stream_al.codec.MAX_BYTES
 BACKLOG = 30_000
-
-
-@pytest.fixture
-def harness(kafka_bootstrap: str, kafka_admin: KafkaAdminClient,
-            unique_topic: Callable[..., str], unique_group: Callable[..., str],
-            tmp_path: Path) -> Iterator[Harness]:
-    topics = make_topics(kafka_admin, unique_topic)
-    with Harness(kafka_bootstrap, topics, unique_group(), tmp_path) as harness:
-        yield harness
 
 
 def padded(record: dict[str, Any], size: int) -> bytes:
@@ -81,29 +57,29 @@ def bad_records(good: dict[str, Any]) -> dict[bytes, str]:
 
 def test_bad_records_are_dead_lettered_while_good_ones_are_scored(harness: Harness) -> None:
     records = floor(900)
-    topics, bootstrap = harness.topics, harness.bootstrap
+    topics = harness.topics
     good = records[0].record
     nan = with_measurement(good, "nan-1", math.nan)  # a skipped test: imputed, not refused
     just_fits = padded({**good, "record_id": "big-1"}, CODEC_LIMIT)
     bad = bad_records(good)
     daemon = harness.daemon("daemon", harness.config("daemon"))
 
-    produce_floor(bootstrap, topics.inputs[0], records[:300], partitions=3)
-    landed = produce(bootstrap, topics.inputs[0],
-                     [(i % 3, None, value) for i, value in enumerate(bad)])
-    produce_floor(bootstrap, topics.inputs[0], records[300:600], partitions=3)
-    produce(bootstrap, topics.inputs[0], [(0, None, nan), (1, None, just_fits)])
-    produce_floor(bootstrap, topics.inputs[0], records[600:], partitions=3)
+    harness.produce_floor(records[:300])
+    landed = harness.produce(topics.inputs[0],
+                             [(i % 3, None, value) for i, value in enumerate(bad)])
+    harness.produce_floor(records[300:600])
+    harness.produce(topics.inputs[0], [(0, None, nan), (1, None, just_fits)])
+    harness.produce_floor(records[600:])
     expected = len(records) + 2 + len(bad)
     wait_until(lambda: total(daemon.metrics(), "stream_al_records_total") == expected,
                "every record consumed")
     samples = daemon.metrics()
 
     predicted = {decode_prediction(m.value).record_id
-                 for m in read_topic(bootstrap, topics.predictions)}
+                 for m in harness.read(topics.predictions)}
     assert predicted == {r.record["record_id"] for r in records} | {"nan-1", "big-1"}
     letters = {(m["source_topic"], m["partition"], m["offset"]): m
-               for m in (json.loads(m.value) for m in read_topic(bootstrap, topics.dlq))}
+               for m in (json.loads(m.value) for m in harness.read(topics.dlq))}
     assert len(letters) == len(bad)
     for (value, phrase), (partition, offset) in zip(bad.items(), landed, strict=True):
         letter = letters[(topics.inputs[0], partition, offset)]
@@ -117,19 +93,18 @@ def test_bad_records_are_dead_lettered_while_good_ones_are_scored(harness: Harne
 def test_bad_labels_are_counted_and_dead_lettered_and_a_new_class_is_learnt(
         harness: Harness, tmp_path: Path) -> None:
     records = floor(1200)
-    topics, bootstrap = harness.topics, harness.bootstrap
+    topics = harness.topics
     state = tmp_path / "state"
     daemon = harness.daemon("daemon", harness.config("daemon", state_dir=state))
-    oracle = harness.oracle(harness.config("oracle"),
-                            write_truth(tmp_path / "truth.csv", records))
-    produce_floor(bootstrap, topics.inputs[0], records[:600], partitions=3)
+    oracle = harness.oracle(records)
+    harness.produce_floor(records[:600])
     wait_until(lambda: settled(daemon, harness, 600), "the first labels")
 
     expired, fresh = crafted_request("expired", timedelta(0)), crafted_request("fresh")
-    answered = read_topic(bootstrap, topics.labels)[0].value
+    answered = harness.read(topics.labels)[0].value
     at = datetime.now(UTC) + timedelta(minutes=1)
-    bad_request = produce(bootstrap, topics.requests, [(0, None, b"[]")])
-    produce(bootstrap, topics.requests, [(1, None, encode(expired)), (2, None, encode(fresh))])
+    bad_request = harness.produce(topics.requests, [(0, None, b"[]")])
+    harness.produce(topics.requests, [(1, None, encode(expired)), (2, None, encode(fresh))])
     bad = {  # label payload → (outcome, phrase of the reason or None when applied)
         encode(label("q-never-asked", "pass", at)): ("unknown_query", "no open query"),
         b"\x00 not a label": ("invalid", "not valid JSON"),
@@ -140,8 +115,8 @@ def test_bad_labels_are_counted_and_dead_lettered_and_a_new_class_is_learnt(
         encode(label(expired.query_id, "pass", at)): ("expired", "expired at"),
         answered: ("duplicate", "already answered"),
     }
-    landed = produce(bootstrap, topics.labels, [(0, None, value) for value in bad])
-    produce_floor(bootstrap, topics.inputs[0], records[600:], partitions=3)
+    landed = harness.produce(topics.labels, [(0, None, value) for value in bad])
+    harness.produce_floor(records[600:])
     # The oracle knows no truth for the crafted records, nor can it read the bad request.
     wait_until(lambda: settled(daemon, harness, len(records), unanswerable=3,
                                extra_labels=len(bad)), "every label read")
@@ -149,13 +124,13 @@ def test_bad_labels_are_counted_and_dead_lettered_and_a_new_class_is_learnt(
     assert oracle.terminate() == 0
     assert daemon.terminate() == 0
 
-    oracle_labels = count(bootstrap, topics.labels) - len(bad)
+    oracle_labels = harness.count(topics.labels) - len(bad)
     outcomes = [outcome for outcome, _ in bad.values()]
     for outcome in ("unknown_query", "invalid", "duplicate", "expired"):
         assert total(samples, "stream_al_labels_total", outcome=outcome) == outcomes.count(outcome)
     assert total(samples, "stream_al_labels_total", outcome="applied") == oracle_labels + 1
     letters = {(m["source_topic"], m["partition"], m["offset"]): m
-               for m in (json.loads(m.value) for m in read_topic(bootstrap, topics.dlq))}
+               for m in (json.loads(m.value) for m in harness.read(topics.dlq))}
     for (value, (_, phrase)), (partition, offset) in zip(bad.items(), landed, strict=True):
         letter = letters.pop((topics.labels, partition, offset), None)
         assert (letter is None) == (phrase is None), value
@@ -166,7 +141,7 @@ def test_bad_labels_are_counted_and_dead_lettered_and_a_new_class_is_learnt(
     assert (request_letter["source_topic"], request_letter["partition"],
             request_letter["offset"]) == (topics.requests, *bad_request[0])
     assert "expected a JSON object" in request_letter["error"]
-    model = load_checkpoint(state).learner.registry.get(fresh.model_key)
+    model = harness.checkpoint(state).learner.registry.get(fresh.model_key)
     assert model.class_counts["scratched-die"] == 1
     x = dict(extract(fresh.record, LearnerConfig().features))
     assert "scratched-die" in model.model.predict_proba_one(x)
@@ -179,8 +154,8 @@ def settled(daemon: DaemonProc, harness: Harness, records: int, unanswerable: in
     samples = daemon.metrics()
     if total(samples, "stream_al_records_total") < records:
         return False
-    answerable = count(harness.bootstrap, harness.topics.requests) - unanswerable
-    labels = count(harness.bootstrap, harness.topics.labels)
+    answerable = harness.count(harness.topics.requests) - unanswerable
+    labels = harness.count(harness.topics.labels)
     return (labels - extra_labels == answerable
             and total(samples, "stream_al_labels_total") == labels)
 
@@ -202,20 +177,19 @@ def label(query_id: str, value: str, at: datetime) -> OracleLabel:
 
 
 def test_a_label_for_an_unknown_query_does_not_stall_learning_while_records_flow(
-        harness: Harness, tmp_path: Path) -> None:
+        harness: Harness) -> None:
     """Labels are applied strictly in order, so a bogus label holds back every label
     behind it until it is judged unknown. That must happen as soon as the request log
     has been read past where it stood when the label was read, not when the floor
     falls quiet: the daemon must judge it while it still has a backlog to score."""
     records = floor(BACKLOG)
-    topics, bootstrap = harness.topics, harness.bootstrap
-    produce_floor(bootstrap, topics.inputs[0], records, partitions=3)
+    topics = harness.topics
+    harness.produce_floor(records)
     daemon = harness.daemon("daemon", harness.config("daemon"))
-    harness.oracle(harness.config("oracle"), write_truth(tmp_path / "truth.csv", records))
-    wait_until(lambda: total(daemon.metrics(), "stream_al_labels_total") >= 50,
-               "labels to flow")
-    produce(bootstrap, topics.labels,
-            [(0, None, encode(label("q-never-asked", "pass", datetime.now(UTC))))])
+    harness.oracle(records)
+    wait_until(lambda: daemon.labels_read() >= 50, "labels to flow")
+    harness.produce(topics.labels,
+                    [(0, None, encode(label("q-never-asked", "pass", datetime.now(UTC))))])
 
     def judged_or_done() -> bool:
         samples = daemon.metrics()

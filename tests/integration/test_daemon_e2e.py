@@ -9,29 +9,14 @@ import base64
 import json
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from kafka import KafkaAdminClient
 
 from stream_al.codec import decode_label, decode_prediction, decode_request
 from stream_al.learner import LearnerConfig
 from stream_al.records import OracleLabel, OracleRequest, Prediction
-from tests.daemon_support import (
-    DaemonProc,
-    Harness,
-    Samples,
-    count,
-    floor,
-    make_topics,
-    produce,
-    produce_floor,
-    read_topic,
-    total,
-    wait_until,
-    write_truth,
-)
+from tests.daemon_support import DaemonProc, Harness, Samples, floor, total, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,37 +29,28 @@ GARBAGE = b"\x00\xffnot json at all"
 _CHECKPOINT_TS = "stream_al_last_checkpoint_timestamp_seconds"
 
 
-@pytest.fixture
-def harness(kafka_bootstrap: str, kafka_admin: KafkaAdminClient,
-            unique_topic: Callable[..., str], unique_group: Callable[..., str],
-            tmp_path: Path) -> Iterator[Harness]:
-    topics = make_topics(kafka_admin, unique_topic)
-    with Harness(kafka_bootstrap, topics, unique_group(), tmp_path) as harness:
-        yield harness
-
-
 def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
-        harness: Harness, tmp_path: Path) -> None:
+        harness: Harness) -> None:
     records = floor(RECORDS)
-    topics, bootstrap = harness.topics, harness.bootstrap
+    topics = harness.topics
     daemon = harness.daemon("daemon", harness.config("daemon", learner=LEARNER))
     wait_until(lambda: daemon.readyz()[0] == 200, "the daemon to be ready")
-    oracle = harness.oracle(harness.config("oracle"), write_truth(tmp_path / "truth.csv", records))
+    oracle = harness.oracle(records)
 
-    [garbage_at] = produce(bootstrap, topics.inputs[0], [(1, b"bad", GARBAGE)])
+    [garbage_at] = harness.produce(topics.inputs[0], [(1, b"bad", GARBAGE)])
     for start in range(0, RECORDS, CHUNK):
         # A floor's labels come back while it runs: pace the records so that each
         # chunk is scored by models that learnt every label of the chunks before.
-        produce_floor(bootstrap, topics.inputs[0], records[start:start + CHUNK], partitions=3)
+        harness.produce_floor(records[start:start + CHUNK])
         consumed = start + CHUNK + 1  # the garbage record counts too
         wait_until(lambda: settled(daemon, harness, consumed), "the chunk's labels")  # noqa: B023
     assert oracle.terminate() == 0
     samples = published(daemon)
     assert daemon.terminate() == 0
 
-    predictions = [decode_prediction(m.value) for m in read_topic(bootstrap, topics.predictions)]
-    requests = [decode_request(m.value) for m in read_topic(bootstrap, topics.requests)]
-    label_log = [decode_label(m.value) for m in read_topic(bootstrap, topics.labels)]
+    predictions = [decode_prediction(m.value) for m in harness.read(topics.predictions)]
+    requests = [decode_request(m.value) for m in harness.read(topics.requests)]
+    label_log = [decode_label(m.value) for m in harness.read(topics.labels)]
 
     predicted = Counter(p.record_id for p in predictions)
     assert set(predicted) == {r.record["record_id"] for r in records}
@@ -114,8 +90,8 @@ def settled(daemon: DaemonProc, harness: Harness, consumed: int) -> bool:
     samples = daemon.metrics()
     if total(samples, "stream_al_records_total") < consumed:
         return False
-    requests = count(harness.bootstrap, harness.topics.requests)
-    labels = count(harness.bootstrap, harness.topics.labels)
+    requests = harness.count(harness.topics.requests)
+    labels = harness.count(harness.topics.labels)
     return labels == requests == total(samples, "stream_al_labels_total")
 
 
@@ -158,13 +134,13 @@ def assert_metrics_match_topics(samples: Samples, harness: Harness, *, predictio
     assert total(samples, "stream_al_queries_total") == requests
     assert total(samples, "stream_al_labels_total", outcome="applied") == labels
     assert total(samples, "stream_al_labels_total") == labels, "every label was applied"
-    dead = count(harness.bootstrap, harness.topics.dlq)
+    dead = harness.count(harness.topics.dlq)
     assert total(samples, "stream_al_dead_letters_total") == dead == 1
     assert total(samples, "stream_al_records_total", outcome="dead_letter") == 1
 
 
 def assert_garbage_dead_lettered(harness: Harness, landed: tuple[int, int]) -> None:
-    [letter] = read_topic(harness.bootstrap, harness.topics.dlq)
+    [letter] = harness.read(harness.topics.dlq)
     body = json.loads(letter.value)
     assert (body["source_topic"], body["partition"], body["offset"]) == (
         harness.topics.inputs[0], *landed)

@@ -9,38 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
 
 from consumers.kafka_local import LocalKafka, reap_orphans
 from consumers.kafka_local.config import free_port
-from stream_al.codec import decode_prediction
-from stream_al.learner import LearnerConfig
-from tests.daemon_support import (
-    Harness,
-    count,
-    floor,
-    fold_logs,
-    load_checkpoint,
-    logs_read_to_end,
-    make_topics,
-    probe,
-    produce_floor,
-    read_topic,
-    total,
-    versions,
-    wait_until,
-    write_truth,
-)
+from tests.daemon_support import BUDGETED, Harness, assert_same_models, floor, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = 20.0
 RECORDS = 6_000
-LEARNER = {"budget": {"fraction": 0.2, "audit_fraction": 0.05}}
 _PREFIX = "pytest-outage-"  # + the pid of the session, so an orphan can be reaped
 
 
@@ -60,32 +41,23 @@ def broker(tmp_path: Path) -> Iterator[LocalKafka]:
 
 
 @pytest.fixture
-def harness(broker: LocalKafka, unique_topic: Callable[..., str],
-            unique_group: Callable[..., str], tmp_path: Path) -> Iterator[Harness]:
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="outage-test")
-    try:
-        topics = make_topics(admin, unique_topic)
-    finally:
-        admin.close()
-    with Harness(broker.bootstrap, topics, unique_group(), tmp_path) as harness:
-        yield harness
+def harness_bootstrap(broker: LocalKafka) -> str:
+    """The ``harness`` (tests/integration/conftest.py) lives on this test's own broker."""
+    return broker.bootstrap
 
 
 def test_a_broker_outage_is_reported_and_survived_without_loss(
         broker: LocalKafka, harness: Harness, tmp_path: Path) -> None:
     records = floor(RECORDS)
     half = RECORDS // 2
-    topics, bootstrap = harness.topics, harness.bootstrap
     state = tmp_path / "state"
     # No checkpoint falls in the outage: the daemon must notice it without one failing.
-    config = harness.config("daemon", state_dir=state, learner=LEARNER, checkpoint_s=30.0,
+    config = harness.config("daemon", state_dir=state, learner=BUDGETED, checkpoint_s=30.0,
                             checkpoint_labels=100_000)
     daemon = harness.daemon("daemon", config)
-    oracle = harness.oracle(harness.config("oracle"),
-                            write_truth(tmp_path / "truth.csv", records))
-    produce_floor(bootstrap, topics.inputs[0], records[:half], partitions=3)
-    wait_until(lambda: total(daemon.metrics(), "stream_al_labels_total") >= 100,
-               "records and labels to flow")
+    oracle = harness.oracle(records)
+    harness.produce_floor(records[:half])
+    wait_until(lambda: daemon.labels_read() >= 100, "records and labels to flow")
 
     broker.stop()
     down = time.monotonic()
@@ -102,23 +74,12 @@ def test_a_broker_outage_is_reported_and_survived_without_loss(
     wait_until(lambda: daemon.readyz()[0] == 200, "the daemon to recover by itself")
     print(f"outage noticed after {detected:.1f} s; ready {time.monotonic() - up:.1f} s "
           "after the broker answered again")
-    produce_floor(bootstrap, topics.inputs[0], records[half:], partitions=3)
-    wait_until(lambda: logs_read_to_end(harness, state)
-               and count(bootstrap, topics.labels) == count(bootstrap, topics.requests),
-               "every record scored and every request answered")
-    assert oracle.terminate() == 0
-    wait_until(lambda: logs_read_to_end(harness, state), "every label read")
-    assert daemon.terminate() == 0
+    harness.produce_floor(records[half:])
+    harness.drain(daemon, oracle, state)
 
-    predicted = {decode_prediction(m.value).record_id
-                 for m in read_topic(bootstrap, topics.predictions)}
+    predicted = set(harness.predicted())
     assert predicted == {r.record["record_id"] for r in records}, "a record lacks a prediction"
-    requests = [m.value for m in read_topic(bootstrap, topics.requests)]
-    labels = [m.value for m in read_topic(bootstrap, topics.labels)]
-    folded, outcomes = fold_logs(LearnerConfig.model_validate(LEARNER), requests, labels)
-    assert set(outcomes) <= {"applied", "duplicate"}  # re-sent requests are answered twice
-    recovered = load_checkpoint(state).learner
-    assert versions(recovered) == versions(folded)
-    assert sum(versions(folded).values()) == outcomes["applied"]
-    probes = floor(200, seed=99)
-    assert probe(recovered, probes) == probe(folded, probes)
+    folded = harness.fold(BUDGETED)
+    assert set(folded.outcomes) <= {"applied", "duplicate"}  # re-sent requests are answered twice
+    assert folded.learnt == folded.outcomes["applied"]
+    assert_same_models(harness.checkpoint(state).learner, folded.learner)
