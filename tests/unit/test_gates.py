@@ -33,6 +33,11 @@ from stream_al.uncertainty import MEASURES
 
 Scores = list[tuple[float, float | None]]
 
+#: Every strategy a gate may be configured with: the ``Strategy`` Literal itself.
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+#: The inner gates a hybrid may wrap: the ``hybrid_inner`` Literal.
+HYBRID_INNERS: tuple[str, ...] = get_args(GateConfig.model_fields["hybrid_inner"].annotation)
+#: The contract suite's cases: one under each strategy's name, plus variants of their own.
 CONFIGS = {
     "random": GateConfig(strategy="random", rate=0.3),
     "fixed": GateConfig(strategy="fixed"),
@@ -41,9 +46,19 @@ CONFIGS = {
     "hybrid": GateConfig(strategy="hybrid"),
     "hybrid-randomized": GateConfig(strategy="hybrid", hybrid_inner="randomized"),
 }
-every_gate = pytest.mark.parametrize("config", CONFIGS.values(), ids=list(CONFIGS))
+#: Each strategy of the Literal (whether CONFIGS has it or not), then the variants.
+CASES = [*STRATEGIES, *(name for name in CONFIGS if name not in STRATEGIES)]
+every_gate = pytest.mark.parametrize("config", CASES, indirect=True)
 unit = st.floats(min_value=0.0, max_value=1.0)
 score_streams = st.lists(st.tuples(unit, st.none() | unit), max_size=300)
+
+
+@pytest.fixture(scope="module")
+def config(request: pytest.FixtureRequest) -> GateConfig:
+    """The contract case the parameter names: a strategy without one fails its cases here."""
+    name: str = request.param
+    assert name in CONFIGS, f"strategy {name!r} has no contract case in CONFIGS"
+    return CONFIGS[name]
 
 
 def _stream(seed: int, n: int = 500) -> Scores:
@@ -56,6 +71,20 @@ def _run(gate: Gate, scores: Scores) -> list[tuple[Reason | None, float]]:
 
 
 # --- the contract every gate meets ------------------------------------------------------
+
+
+def test_every_strategy_has_a_contract_case_under_its_name() -> None:
+    missing = [strategy for strategy in STRATEGIES if strategy not in CONFIGS]
+    assert not missing, f"add a contract case to CONFIGS for {missing}"
+    named = {strategy: CONFIGS[strategy].strategy for strategy in STRATEGIES}
+    assert named == {strategy: strategy for strategy in STRATEGIES}
+    assert set(CASES) == set(CONFIGS), "every case of CONFIGS runs the contract"
+
+
+def test_every_inner_gate_of_a_hybrid_has_a_contract_case() -> None:
+    cased = {case.hybrid_inner for case in CONFIGS.values() if case.strategy == "hybrid"}
+    missing = set(HYBRID_INNERS) - cased
+    assert not missing, f"add a hybrid contract case to CONFIGS for hybrid_inner {missing}"
 
 
 @every_gate
