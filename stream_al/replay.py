@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from stream_al.evaluation import LearningCurve
+from stream_al.evaluation import Confusion, LearningCurve
 from stream_al.learner import Learner, LearnerConfig
 from stream_al.oracle import SimulatedOracle
 from stream_al.records import Record
@@ -32,7 +32,7 @@ class ReplayResult:
     hits_last20: int = 0
     records_last20: int = 0
     seconds: float = 0.0
-    per_class: dict[str, list[int]] = field(default_factory=dict)  # class → [hits, count]
+    confusion: Confusion = field(default_factory=Confusion)
     curve: LearningCurve = field(default_factory=lambda: LearningCurve(1, 1))
 
     @property
@@ -45,8 +45,20 @@ class ReplayResult:
 
     @property
     def balanced_accuracy(self) -> float:
-        recalls = [hits / count for hits, count in self.per_class.values() if count]
-        return sum(recalls) / len(recalls) if recalls else 0.0
+        return self.confusion.balanced_accuracy
+
+    @property
+    def minority_recall(self) -> float | None:
+        """Binary streams only (else None), as are ``escape_rate`` and ``overkill``."""
+        return self.confusion.minority_recall
+
+    @property
+    def escape_rate(self) -> float | None:
+        return self.confusion.escape_rate
+
+    @property
+    def overkill(self) -> float | None:
+        return self.confusion.overkill
 
     @property
     def records_per_s(self) -> float:
@@ -77,8 +89,9 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
         for label in oracle.due(now, record_index=index):
             result.labels_used += learner.apply(label).outcome == "applied"
         decision = learner.decide(record, now)
-        hit = decision.prediction.predicted == truth
-        _score(result, truth, hit, last20=index >= total * 0.8)
+        predicted = decision.prediction.predicted
+        hit = predicted == truth
+        _score(result, truth, predicted, last20=index >= total * 0.8)
         result.curve.update(hit, result.labels_used)
         if decision.request is not None:
             truths[decision.request.query_id] = truth
@@ -89,12 +102,11 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
     return result
 
 
-def _score(result: ReplayResult, truth: str, hit: bool, last20: bool) -> None:
+def _score(result: ReplayResult, truth: str, predicted: str | None, last20: bool) -> None:
+    hit = predicted == truth
     result.records += 1
     result.hits += hit
-    tally = result.per_class.setdefault(truth, [0, 0])
-    tally[0] += hit
-    tally[1] += 1
+    result.confusion.update(truth, predicted)
     if last20:
         result.records_last20 += 1
         result.hits_last20 += hit
