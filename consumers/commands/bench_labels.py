@@ -10,7 +10,8 @@ import typer
 from consumers.cli import Cli
 
 STRATEGIES = ("random", "fixed", "variable", "randomized", "hybrid")
-MODELS = ("logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf")
+MODELS = ("logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf", "river_lr",
+          "river_ht", "river_gnb", "river_arf")
 
 
 def register(cli: Cli) -> None:
@@ -30,6 +31,9 @@ def register(cli: Cli) -> None:
         = None,
         shuffle_seed: Annotated[int | None, typer.Option(
             help="shuffle CSV rows with this seed (data with no time order)")] = None,
+        drop: Annotated[list[str] | None, typer.Option(
+            help="a CSV column that is no feature, e.g. a record id (repeatable; applies to "
+                 "every --data file)")] = None,
         strategy: Annotated[list[str] | None, typer.Option(
             help=f"strategy to compare (repeatable): {', '.join(STRATEGIES)}")] = None,
         budget: Annotated[list[float] | None, typer.Option(
@@ -47,7 +51,7 @@ def register(cli: Cli) -> None:
         = Path("bench-results/labels.png"),
     ) -> None:
         """Replay labelled streams with a simulated oracle and compare strategies."""
-        from consumers.bench.labels.run import run_bench
+        from consumers.bench.labels.run import CsvFile, LabelsOptions, run_bench
 
         strategies = strategy or ["variable", "randomized"]
         for name in strategies:
@@ -64,9 +68,12 @@ def register(cli: Cli) -> None:
         for b in budgets:
             if not 0 < b <= 1:
                 raise typer.BadParameter(f"{b} is not in (0, 1]", param_hint="--budget")
-        run_bench(dataset or ([] if data else ["ate-floor"]), list(zip(files, targets, times,
-                                                                      strict=True)),
-                  shuffle_seed, strategies, budgets, model, seeds, records, delay, out, plot)
+        csv_files = [CsvFile(path, target or "", time)
+                     for path, target, time in zip(files, targets, times, strict=True)]
+        run_bench(LabelsOptions(
+            names=dataset or ([] if data else ["ate-floor"]), files=csv_files,
+            strategies=strategies, budgets=budgets, model=model, seeds=seeds, records=records,
+            delay=delay, shuffle_seed=shuffle_seed, drop=drop or [], out=out, plot=plot))
 
 
 def _per_file(values: list[str] | None, files: list[Path], option: str,

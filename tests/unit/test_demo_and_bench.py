@@ -18,6 +18,8 @@ from consumers.bench.labels.datasets import builtin_dataset, csv_dataset
 from consumers.bench.labels.runs import baselines, plan, summarise
 from consumers.cli import build_cli
 from consumers.demo.run import DemoOptions, run_demo
+from stream_al.records import TransactionRecord
+from stream_al.replay import Labelled
 
 
 def test_demo_writes_its_plot_and_a_summary_within_budget(tmp_path: Path) -> None:
@@ -72,11 +74,32 @@ def test_bench_labels_rows_follow_the_design_format(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text())
     assert {r["strategy"] for r in written} == {"all", "variable", "random"}
-    assert set(written[0]) == {"dataset", "model", "strategy", "budget", "seed", "accuracy",
-                               "accuracy_last20", "balanced_accuracy", "labels_used",
-                               "records", "records_per_s"}
+    assert set(written[0]) == CONTRACT | EXTRAS
     assert all(r["records"] == 600 for r in written)
+    # A binary stream: its escape rate is the minority class missed, 1 − its recall.
+    assert all(r["escape_rate"] == pytest.approx(1 - r["minority_recall"]) for r in written)
+    assert all(0 <= r["overkill"] <= 1 for r in written)
     assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "annotation savings" in result.output
+
+
+#: The rows' stable fields (DESIGN §10), and those added beside them.
+CONTRACT = {"dataset", "model", "strategy", "budget", "seed", "accuracy", "accuracy_last20",
+            "balanced_accuracy", "labels_used", "records", "records_per_s"}
+EXTRAS = {"minority_recall", "escape_rate", "overkill", "labels_to_95", "labels_to_98"}
+
+
+def test_bench_labels_rows_of_a_multiclass_stream_have_no_binary_scores(tmp_path: Path) -> None:
+    data = tmp_path / "three.csv"
+    data.write_text("x,y\n" + "".join(f"{i % 3},{'abc'[i % 3]}\n" for i in range(300)))
+    out = tmp_path / "rows.json"
+    result = CliRunner().invoke(build_cli(), [
+        "bench", "labels", "--data", str(data), "--target", "y", "--strategy", "variable",
+        "--budget", "0.2", "--out", str(out), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    for row in json.loads(out.read_text()):
+        assert row["escape_rate"] is None and row["overkill"] is None
+        assert row["minority_recall"] is None
 
 
 def test_bench_labels_refuses_unknown_strategies_and_budgets() -> None:
@@ -112,3 +135,57 @@ def test_csv_dataset_names_a_missing_column(tmp_path: Path) -> None:
     data.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"no column 'label'; columns are \['a', 'b'\]"):
         csv_dataset(data, target="label")
+
+
+def _features(dataset_rows: list[Labelled]) -> list[dict[str, str | float | None]]:
+    features: list[dict[str, str | float | None]] = []
+    for record, _ in dataset_rows:
+        assert isinstance(record, TransactionRecord)
+        features.append({**record.numeric, **record.categorical})
+    return features
+
+
+def test_csv_time_column_orders_the_stream_and_is_never_a_feature(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("ts,x,y\n2026-01-03,3,a\n2026-01-01,1,b\n2026-01-02,2,a\n")
+    rows = list(csv_dataset(data, target="y", time_column="ts").open())
+    assert [truth for _, truth in rows] == ["b", "a", "a"]
+    assert _features(rows) == [{"x": 1.0}, {"x": 2.0}, {"x": 3.0}]
+
+
+def test_csv_with_a_utf8_byte_order_mark_keeps_its_first_column_name(tmp_path: Path) -> None:
+    data = tmp_path / "excel.csv"
+    data.write_bytes("\ufeffid,x,y\n1,0.5,a\n2,0.7,b\n".encode())
+    rows = list(csv_dataset(data, target="y", drop=["id"]).open())
+    assert _features(rows) == [{"x": 0.5}, {"x": 0.7}]
+    assert list(csv_dataset(data, target="id").open())[0][1] == "1"
+
+
+def test_csv_column_with_numbers_and_words_is_one_categorical_feature(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("lot,v,y\n7,1.5,a\nA7,,b\n8,NA,a\n,2.5,b\n")
+    features = _features(list(csv_dataset(data, target="y").open()))
+    assert [f.get("lot") for f in features] == ["7", "A7", "8", None]
+    # v has only numbers and gaps: numeric, a gap is a missing value (None) for the imputer.
+    assert [f["v"] for f in features] == [1.5, None, None, 2.5]
+
+
+def test_csv_drop_removes_id_columns_and_names_an_unknown_one(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("id,serial,x,y\n1,S1,0.1,a\n2,S2,0.2,b\n")
+    rows = list(csv_dataset(data, target="y", drop=["id", "serial"]).open())
+    assert _features(rows) == [{"x": 0.1}, {"x": 0.2}]
+    with pytest.raises(ValueError, match="no column 'lot'"):
+        csv_dataset(data, target="y", drop=["lot"])
+
+
+def test_bench_labels_drop_option_reaches_the_loader(tmp_path: Path) -> None:
+    data = tmp_path / "ids.csv"
+    data.write_text("id,x,y\n" + "".join(f"r{i},{i % 2},{'ab'[i % 2]}\n" for i in range(200)))
+    out = tmp_path / "rows.json"
+    args = ["bench", "labels", "--data", str(data), "--target", "y", "--budget", "0.2",
+            "--strategy", "variable", "--out", str(out), "--plot", str(tmp_path / "p.png")]
+    assert CliRunner().invoke(build_cli(), [*args, "--drop", "id"]).exit_code == 0
+    assert {r["records"] for r in json.loads(out.read_text())} == {200}
+    bad = CliRunner().invoke(build_cli(), [*args, "--drop", "nope"])
+    assert bad.exit_code != 0 and "no column 'nope'" in str(bad.exception)

@@ -11,7 +11,7 @@ import csv
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,34 +96,64 @@ def _floor(size: int | None, seed: int) -> Dataset:
     return Dataset("ate-floor", n, stream)
 
 
-def _cell(value: str) -> float | str | None:
-    text = value.strip()
-    if text == "" or text.lower() in {"nan", "na", "null", "?"}:
-        return None
+_MISSING = frozenset({"", "nan", "na", "null", "?"})
+
+
+def _missing(text: str) -> bool:
+    return text.strip().lower() in _MISSING
+
+
+def _number(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        return text
+        return None
 
 
 def _sort_key(value: str) -> tuple[int, float, str]:
     """Numbers in numeric order, then anything else (ISO dates sort as text)."""
-    cell = _cell(value)
-    return (0, cell, "") if isinstance(cell, float) else (1, 0.0, value)
+    number = None if _missing(value) else _number(value.strip())
+    return (0, number, "") if number is not None else (1, 0.0, value)
+
+
+def _numeric_columns(rows: list[dict[str, str]], columns: list[str]) -> set[str]:
+    """The columns whose every non-empty cell is a number, decided over all rows: a
+    column with a word in one row is categorical in every row, so one column is one
+    feature (not a number here and a one-hot there)."""
+    return {name for name in columns
+            if all(_missing(v) or _number(v.strip()) is not None
+                   for v in (row.get(name) or "" for row in rows))}
+
+
+def _features(row: dict[str, str], columns: list[str], numeric: set[str]) -> dict[str, Any]:
+    x: dict[str, Any] = {}
+    for name in columns:
+        text = (row.get(name) or "").strip()
+        if name in numeric:
+            x[name.strip()] = None if _missing(text) else float(text)
+        elif not _missing(text):
+            x[name.strip()] = text  # a categorical cell left empty is no feature at all
+    return x
 
 
 def csv_dataset(path: Path, target: str, time_column: str | None = None,
-                shuffle_seed: int | None = None, size: int | None = None) -> Dataset:
-    """A CSV file as a labelled stream: numeric columns become numeric features, the
-    rest categorical. Ordered by ``time_column`` when given, shuffled with a fixed seed
-    when asked (for data without a time order), else kept in file order."""
-    with path.open(newline="", encoding="utf-8") as handle:
+                shuffle_seed: int | None = None, size: int | None = None,
+                drop: Sequence[str] = ()) -> Dataset:
+    """A CSV file as a labelled stream: a column whose every non-empty cell is a number
+    is a numeric feature, any other a categorical one. Ordered by ``time_column`` when
+    given (it orders the stream and is never a feature: a timestamp is unique to every
+    record), shuffled with a fixed seed when asked (for data without a time order), else
+    kept in file order. ``drop`` names columns that are no features either (record ids).
+    A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        for needed in filter(None, (target, time_column)):
+        columns = list(reader.fieldnames or [])
+        for needed in filter(None, (target, time_column, *drop)):
             if needed not in columns:
                 raise ValueError(f"{path}: no column {needed!r}; columns are {columns}")
         rows = list(reader)
+    features = [c for c in columns if c and c not in {target, time_column, *drop}]
+    numeric = _numeric_columns(rows, features)  # over the whole file, before --records
     if time_column:
         rows.sort(key=lambda row: _sort_key(row[time_column]))
     if shuffle_seed is not None:
@@ -132,9 +162,8 @@ def csv_dataset(path: Path, target: str, time_column: str | None = None,
 
     def stream() -> Iterator[Labelled]:
         for i, row in enumerate(rows):
-            x = {k.strip(): _cell(v) for k, v in row.items() if k and k != target}
-            truth = row[target].strip()
-            yield _transaction(i, path.stem, x, truth)
+            yield _transaction(i, path.stem, _features(row, features, numeric),
+                               row[target].strip())
     return Dataset(path.stem, len(rows), stream)
 
 

@@ -1,7 +1,10 @@
 """``stream-al bench labels``: strategies × budgets × seeds on labelled streams.
 
 Each run replays one dataset through a fresh learner with a simulated oracle. Rows
-follow DESIGN §10; the all-labels reference has strategy ``all`` and budget 1.0.
+follow DESIGN §10; the all-labels reference has strategy ``all`` and budget 1.0. Beyond
+those fields (unchanged), a row has ``minority_recall``, ``escape_rate`` and ``overkill``
+(binary streams; None otherwise) and ``labels_to_95`` / ``labels_to_98`` (see
+``savings``).
 """
 
 from __future__ import annotations
@@ -67,8 +70,15 @@ def execute(run: Run, model: str, delay: int, base: LearnerConfig,
         "accuracy_last20": result.accuracy_last20,
         "balanced_accuracy": result.balanced_accuracy, "labels_used": result.labels_used,
         "records": result.records, "records_per_s": result.records_per_s,
+        "minority_recall": result.minority_recall, "escape_rate": result.escape_rate,
+        "overkill": result.overkill,
     }
     return row, result
+
+
+_MEANS = ("accuracy", "accuracy_last20", "balanced_accuracy", "labels_used", "records_per_s")
+#: Scores only binary streams have (None elsewhere): averaged over the seeds that have them.
+BINARY_SCORES = ("minority_recall", "escape_rate", "overkill")
 
 
 def summarise(rows: Iterable[Row]) -> list[Row]:
@@ -82,13 +92,20 @@ def summarise(rows: Iterable[Row]) -> list[Row]:
     summary = []
     for (dataset, strategy, budget), group in sorted(groups.items(),
                                                      key=lambda kv: (kv[0][0], -kv[0][2])):
-        mean = {k: statistics.fmean(r[k] for r in group) for k in
-                ("accuracy", "accuracy_last20", "balanced_accuracy", "labels_used",
-                 "records_per_s")}
-        share = mean["accuracy"] / reference[dataset] if reference.get(dataset) else None
+        mean: dict[str, float | None] = {k: statistics.fmean(r[k] for r in group)
+                                         for k in _MEANS}
+        mean |= {k: mean_of(r.get(k) for r in group) for k in BINARY_SCORES}
+        accuracy = statistics.fmean(r["accuracy"] for r in group)
+        share = accuracy / reference[dataset] if reference.get(dataset) else None
         summary.append({"dataset": dataset, "strategy": strategy, "budget": budget,
                         "seeds": len(group), **mean, "of_all_labels": share})
     return summary
+
+
+def mean_of(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are not None, or None if there are none."""
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
 
 
 def baselines(dataset: Dataset) -> dict[str, float]:
