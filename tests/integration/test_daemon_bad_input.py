@@ -7,6 +7,7 @@ around it. A label naming a class never seen before is learnt, not rejected.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from tests.daemon_support import DaemonProc, Harness, floor, total, wait_until
 pytestmark = pytest.mark.integration
 
 CODEC_LIMIT = 1_000_000  # stream_al.codec.MAX_BYTES
+DEAD_LETTER_KEEP = 262_144  # learner.limits.max_dead_letter_payload_bytes
 BACKLOG = 30_000
 
 
@@ -83,7 +85,12 @@ def test_bad_records_are_dead_lettered_while_good_ones_are_scored(harness: Harne
     assert len(letters) == len(bad)
     for (value, phrase), (partition, offset) in zip(bad.items(), landed, strict=True):
         letter = letters[(topics.inputs[0], partition, offset)]
-        assert base64.b64decode(letter["payload_b64"]) == value
+        kept = base64.b64decode(letter["payload_b64"])
+        # A dead letter keeps at most 256 KiB of the payload, with the size and digest
+        # of the whole: the exact bytes for every small payload, the start of a huge one.
+        assert kept == value[:DEAD_LETTER_KEEP] and letter["payload_bytes"] == len(value)
+        assert letter["payload_truncated"] == (len(value) > DEAD_LETTER_KEEP)
+        assert letter["payload_sha256"] == hashlib.sha256(value).hexdigest()
         assert phrase in letter["error"], letter["error"]
     assert total(samples, "stream_al_records_total", outcome="dead_letter") == len(bad)
     assert total(samples, "stream_al_dead_letters_total", reason="record_invalid") == len(bad)

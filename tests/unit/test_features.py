@@ -153,7 +153,8 @@ def test_the_name_cache_is_bounded_and_stays_correct_when_cleared(
 @given(
     values=st.dictionaries(
         st.text(max_size=8),
-        st.none() | st.just(math.nan) | st.floats(min_value=-MAX_ABS_VALUE, max_value=MAX_ABS_VALUE),
+        st.none() | st.just(math.nan)
+        | st.floats(min_value=-MAX_ABS_VALUE, max_value=MAX_ABS_VALUE),
         max_size=10,
     )
 )
