@@ -100,3 +100,51 @@ def test_a_malformed_claim_is_counted_not_applied() -> None:
     with pytest.raises(DecodeError, match="timezone"):
         decode_claim(b'{"query_id": "q", "holder": "h", "labeler": "l",'
                      b' "at": "2026-01-01T00:00:00"}')
+
+
+def forged_claim(query_id: str, at: datetime, until: datetime) -> bytes:
+    return (f'{{"schema_version": 1, "query_id": "{query_id}", "holder": "intruder", '
+            f'"labeler": "x", "at": "{at.isoformat()}", "until": "{until.isoformat()}"}}'
+            ).encode()
+
+
+def test_a_forged_claim_until_9999_lasts_one_lease_from_the_logs_time() -> None:
+    state = DeskState(DeskQueue(lease=timedelta(minutes=5)))
+    request = oracle_request(1)
+    state.read_request(encode(request), "requests@0", datetime.now(UTC))
+    took = datetime.now(UTC)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    state.read_claim(forged_claim(request.query_id, far, far), "claims@0", received_at=took)
+    claim = state.queue.claim_of(request.query_id)
+    assert claim is not None and claim.until == took + timedelta(minutes=5)
+    later = took + timedelta(minutes=6)
+    assert state.queue.claim(request.query_id, "ann", "ann", later, later + timedelta(minutes=5))
+
+
+def test_the_reader_never_shows_a_request_without_the_daemons_signature() -> None:
+    from kafka import TopicPartition
+
+    from consumers.oracle.desk.reader import _poll_once
+    from stream_al.auth import HEADER, RequestSigner
+    from stream_al.topics import TopicNames
+
+    signer, topics = RequestSigner(b"k" * 32), TopicNames()
+    signed, forged = oracle_request(1), oracle_request(2)
+
+    class Record:
+        def __init__(self, offset: int, value: bytes, signature: bytes) -> None:
+            self.topic, self.partition, self.offset = topics.requests, 0, offset
+            self.key, self.value, self.timestamp = None, value, 0
+            self.headers = [(HEADER, signature)]
+
+    class Consumer:
+        def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
+            good, bad = encode(signed), encode(forged)
+            return {TopicPartition(topics.requests, 0): [
+                Record(0, good, signer.sign(good)), Record(1, bad, b"0" * 64)]}
+
+    state = DeskState(DeskQueue())
+    _poll_once(Consumer(), topics, state, 0, signer)
+    assert state.queue.get(signed.query_id) is not None
+    assert state.queue.get(forged.query_id) is None
+    assert state.counts.forged_requests == 1

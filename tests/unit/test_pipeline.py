@@ -106,7 +106,7 @@ def test_the_whole_loop_predicts_every_record_once_and_learns_within_budget() ->
     while loop.step(now, max_records=200):
         now += timedelta(seconds=10)
     loop.step(now + timedelta(seconds=10))
-    predicted = [decode_prediction(m.value).record_id for m in
+    predicted = [decode_prediction(m.value or b"").record_id for m in
                  loop.bus.messages(TOPICS.predictions)]
     assert sorted(predicted) == sorted(truth)
     queries = len(loop.bus.messages(TOPICS.requests))

@@ -16,9 +16,11 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.kafka.clients import make_consumer
-from consumers.kafka.sources import partitions_of
+from consumers.kafka.sources import partitions_of, to_message
 from consumers.oracle.desk.state import DeskState
 from consumers.settings import KafkaSettings
+from stream_al.auth import RequestSigner
+from stream_al.bus import Message
 from stream_al.errors import BrokerUnavailable
 from stream_al.topics import TopicNames
 
@@ -28,15 +30,20 @@ _RETRY_S = 2.0
 
 def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
                 stop: threading.Event, claims_topic: str | None = None,
-                poll_ms: int = 200) -> None:
-    """Feed ``state`` until ``stop`` is set; broker trouble is shown, retried, never fatal."""
+                poll_ms: int = 200, signer: RequestSigner | None = None) -> None:
+    """Feed ``state`` until ``stop`` is set; broker trouble is shown, retried, never fatal.
+
+    With a ``signer`` (``security.request_key``), a request without the daemon's
+    signature is never shown: a forged card would ask an engineer a question the daemon
+    never asked, and its answer would teach nothing.
+    """
     consumer = make_consumer(kafka, None)
     names = [topics.requests, topics.labels] + ([claims_topic] if claims_topic else [])
     try:
         ends = _assign(consumer, names, state, stop)
         while ends is not None and not stop.is_set():
             try:
-                _poll_once(consumer, topics, state, poll_ms)
+                _poll_once(consumer, topics, state, poll_ms, signer)
                 if not state.caught_up and _reached(consumer, ends):
                     state.set_caught_up()
             except KafkaError as error:
@@ -64,19 +71,30 @@ def _assign(consumer: KafkaConsumer, names: list[str], state: DeskState,
 
 
 def _poll_once(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,
-               poll_ms: int) -> None:
+               poll_ms: int, signer: RequestSigner | None = None) -> None:
     batches = consumer.poll(timeout_ms=poll_ms)
     now = datetime.now(UTC)
     for partition, records in batches.items():
         for record in records:
-            where = f"{partition.topic}[{partition.partition}]@{record.offset}"
+            message = to_message(record)
             if partition.topic == topics.requests:
-                state.read_request(record.value, where, now)
+                if signer is not None and not signer.verify(message):
+                    state.read_forged_request(message.where)
+                    continue
+                state.read_request(message.value or b"", message.where, now)
             elif partition.topic == topics.labels:
-                state.read_label(record.value, where)
+                state.read_label(message.value or b"", message.where)
             else:
-                state.read_claim(record.value, where)
+                # The broker's append time, not the claim's own: a claim cannot be
+                # made to start in the future (and so last past its lease).
+                state.read_claim(message.value or b"", message.where, _append_time(message))
     state.expire(now)
+
+
+def _append_time(message: Message) -> datetime | None:
+    if message.timestamp_ms <= 0:
+        return None
+    return datetime.fromtimestamp(message.timestamp_ms / 1000, tz=UTC)
 
 
 def _reached(consumer: KafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:

@@ -54,7 +54,8 @@ class DeskService:
         self._reader = threading.Thread(
             target=read_topics, name="desk-reader", daemon=True,
             args=(self.settings.kafka, self.settings.topics, self.state, self._stop,
-                  self.claims_topic))
+                  self.claims_topic),
+            kwargs={"signer": self.settings.security.signer()})
         self._reader.start()
 
     def stop(self) -> None:

@@ -37,6 +37,7 @@ class DeskCounts:
     malformed_requests: int = 0
     malformed_labels: int = 0
     malformed_claims: int = 0
+    forged_requests: int = 0
     answered_elsewhere: int = 0
     labelled_here: int = 0
     refused: int = 0
@@ -94,8 +95,20 @@ class DeskState:
                 self.counts.answered_elsewhere += 1
                 self._bump()
 
-    def read_claim(self, payload: bytes, where: str) -> None:
-        """A message from the claim topic (or this process): apply it in this order."""
+    def read_forged_request(self, where: str) -> None:
+        """A request without the daemon's signature: counted, never shown."""
+        log.warning("ignoring a request at %s: not signed with security.request_key", where)
+        with self._changed:
+            self.counts.forged_requests += 1
+            self._bump()
+
+    def read_claim(self, payload: bytes, where: str, received_at: datetime | None = None
+                   ) -> None:
+        """A message from the claim topic (or this process): apply it in this order.
+
+        ``received_at`` is when the claim topic took it; it replaces the time the claim
+        names, so every desk judges the claim by the same clock and none by the sender's.
+        """
         try:
             claim = decode_claim(payload)
         except DecodeError as error:
@@ -107,8 +120,8 @@ class DeskState:
             if claim.until is None:
                 self.queue.unclaim(claim.query_id, claim.holder)
             else:
-                self.queue.claim(claim.query_id, claim.holder, claim.labeler, claim.at,
-                                 claim.until)
+                self.queue.claim(claim.query_id, claim.holder, claim.labeler,
+                                 received_at or claim.at, claim.until)
             self._claiming.pop(claim.holder, None)
             self._bump()
 
