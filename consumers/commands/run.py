@@ -17,9 +17,9 @@ def register(cli: Cli) -> None:
 
         settings = settings_or_exit("run", config)
         setup_logging(settings.log_level)
-        daemon = Daemon(settings)
-        daemon.install_signal_handlers()
         try:
+            daemon = Daemon(settings)
+            daemon.install_signal_handlers()
             raise typer.Exit(daemon.run())
         except ConfigError as error:
             fail("run", error)

@@ -73,7 +73,7 @@ class Daemon:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.store = CheckpointStore(settings.state_dir)
+        self.store = CheckpointStore(settings.state_dir, settings.checkpoint.key)
         self.stop_requested = threading.Event()
         self._last_step = time.monotonic()
         self.pipeline: Pipeline | None = None
@@ -167,9 +167,6 @@ class Daemon:
     # -- state -----------------------------------------------------------------------
 
     def _restore(self) -> None:
-        if self.store.configured_key != self.settings.checkpoint.key:
-            # __init__ builds the store without the key: bind it before the first load.
-            self.store = CheckpointStore(self.settings.state_dir, self.settings.checkpoint.key)
         checkpoint = self.store.load()
         topics = self.settings.topics
         if checkpoint is None:
