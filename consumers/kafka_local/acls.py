@@ -81,9 +81,11 @@ def floor_grants(topics: TopicNames, daemon_group: str = "stream-al",
     return daemon + producer + desk + oracle + [Grant("oracle", "group", oracle_group, "READ")]
 
 
-def _everything() -> ACLFilter:
+def in_force(admin: KafkaAdminClient) -> set[ACL]:
+    """Every ACL the broker enforces now."""
     patterns = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
-    return ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY, patterns)
+    everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY, patterns)
+    return set(admin.describe_acls(everything)[0])
 
 
 def grant(admin_options: Mapping[str, Any], grants: Iterable[Grant],
@@ -110,7 +112,7 @@ def _create_and_wait(admin: KafkaAdminClient, wanted: set[ACL], deadline: float)
     result = admin.create_acls(sorted(wanted, key=repr))
     if result["failed"]:
         raise KafkaLocalError(f"creating ACLs failed: {result['failed']}")
-    while not wanted <= set(admin.describe_acls(_everything())[0]):
+    while not wanted <= in_force(admin):
         if time.monotonic() > deadline:
             raise KafkaLocalError("the broker did not enforce the new ACLs in time")
         time.sleep(0.2)

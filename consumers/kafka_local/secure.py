@@ -3,13 +3,14 @@
 Its files live in ``<run dir>/secure/`` (0700), never in the log dir (Kafka would take a
 folder there for a partition): ``ca.pem`` (the clients' ``ssl_cafile``), ``broker.p12``
 (the broker's keystore) and ``credentials.json`` (0600: each principal's password and the
-keystore's). The passwords are made here, once, and kept with the data they were
-formatted into.
+keystore's). Each password is made here once and saved; the principals known when the
+data dir is formatted get their SCRAM credentials then, any asked for later are added as
+admin (``add_scram_users``).
 
 Listeners:
 
 * ``SECURE`` (SASL_SSL, SCRAM-SHA-512): every client, and the broker's own inter-broker
-  traffic (transaction markers) as ``admin``.
+  traffic (such as transaction markers, sent to itself) as ``admin``.
 * ``CONTROLLER`` (SASL_PLAINTEXT, PLAIN, loopback). Not PLAINTEXT: with an authorizer on,
   the controller checks CLUSTER_ACTION on the broker's registration and heartbeats, and
   over PLAINTEXT the broker is ``User:ANONYMOUS``; making ANONYMOUS a super user would make
@@ -189,8 +190,8 @@ def secure_listeners(files: SecureFiles, credentials: Credentials) -> Listeners:
 def scram_arguments(credentials: Credentials) -> list[str]:
     """``kafka-storage format`` arguments adding every principal's SCRAM credential.
 
-    The values stay unquoted: the java launcher strips quotes from an @argfile, and a
-    password of ``new_password`` needs none.
+    The password goes unquoted inside the brackets: nothing ``new_password`` makes needs
+    quoting for Kafka's parser.
 
     >>> scram_arguments(Credentials({"admin": "pw"}, "k"))
     ['--add-scram', 'SCRAM-SHA-512=[name=admin,password=pw]']

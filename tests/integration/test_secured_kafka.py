@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import TopicAuthorizationFailedError
 
 from consumers.kafka_local import LocalKafka, reap_orphans
-from consumers.kafka_local.acls import floor_grants, grant
+from consumers.kafka_local.acls import floor_grants, grant, in_force
 from stream_al.codec import decode_prediction
 from stream_al.topics import TopicNames
 from tests.daemon_support import STREAM_AL, DaemonProc, Harness, Proc, total, wait_until
@@ -43,6 +44,7 @@ from tests.secured_kafka_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORDS = 200
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local"
 _PREFIX = "pytest-secure-"
 #: The default names: the ACLs under test are the ones a floor sets on its topics.
 TOPICS = TopicNames()
@@ -157,3 +159,37 @@ def scored(daemon: DaemonProc) -> float:
 def labels_read(daemon: DaemonProc, outcome: str | None = None) -> float:
     labels = {} if outcome is None else {"outcome": outcome}
     return total(daemon.metrics(), "stream_al_labels_total", **labels)
+
+
+def test_the_script_starts_a_secured_broker_whose_status_and_stop_work(tmp_path: Path) -> None:
+    name = f"{_PREFIX}cli-{os.getpid()}"
+    try:
+        started = kafka_local("start", "--name", name, "--secure", "--floor-acls")
+        assert started.returncode == 0, started.stderr
+        bootstrap, line = started.stdout.splitlines()  # the address, then how to log in
+        info = json.loads(line)
+        assert info["bootstrap"] == bootstrap and info["security_protocol"] == "SASL_SSL"
+        assert info["principals"] == ["admin", "daemon", "desk", "oracle", "producer"]
+        assert Path(info["ssl_cafile"]).is_file()
+        assert kafka_local("status", "--name", name).stdout == started.stdout
+        kafka = LocalKafka(name)
+        oracle = KafkaConsumer(**kafka.client_options("oracle"))
+        try:
+            assert oracle.topics() == set()  # logged in with the saved password; no topics yet
+        finally:
+            oracle.close()
+        admin = KafkaAdminClient(**kafka.client_options())
+        try:
+            assert in_force(admin) == {g.acl() for g in floor_grants(TopicNames())}
+        finally:
+            admin.close()
+        assert kafka_local("stop", "--name", name).returncode == 0
+        assert kafka_local("status", "--name", name).returncode == 1
+    finally:
+        kafka_local("stop", "--name", name)
+        LocalKafka(name).discard()
+
+
+def kafka_local(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,  # noqa: S603
+                          timeout=420, check=False)
