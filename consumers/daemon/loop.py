@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from consumers.daemon.checkpoints import CheckpointStore
 from consumers.daemon.connection import Connection
 from consumers.daemon.http import HealthServer
+from consumers.daemon.progress import Progress
 from consumers.settings import Settings
 from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
 from stream_al.learner import Learner
@@ -90,12 +91,14 @@ class Daemon:
         self._next_probe = 0.0
         self._last_checkpoint = time.monotonic()
         self._labels_since_checkpoint = 0
+        self.progress = Progress(time.monotonic())
+        self._lag_total = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
     def run(self) -> int:
         self.store.prepare()
-        self._restore()
+        self._restore(announce=True)
         self.http = HealthServer(self.settings.http.host, self.settings.http.port,
                                  self.registry, self.readiness, self.liveness,
                                  port_hint="set http.port (env STREAM_AL_HTTP__PORT; 0 picks "
@@ -166,18 +169,22 @@ class Daemon:
 
     # -- state -----------------------------------------------------------------------
 
-    def _restore(self) -> None:
+    def _restore(self, announce: bool = False) -> None:
+        """Load the last checkpoint (or start fresh). Logged at INFO at start only: after
+        an outage the daemon restores on every retry, and one line a retry is noise."""
         checkpoint = self.store.load()
         topics = self.settings.topics
+        say = log.info if announce else log.debug
         if checkpoint is None:
             self.pipeline = Pipeline(Learner(self.settings.learner), topics, self.metrics,
                                      counted=self.counted, signer=self.signer)
-            log.info("no checkpoint in %s: starting fresh", self.settings.state_dir)
+            say("no checkpoint in %s: starting fresh", self.settings.state_dir)
         else:
             self.pipeline = Pipeline.from_checkpoint(checkpoint, topics, self.metrics,
                                                      counted=self.counted, signer=self.signer)
-            log.info("restored checkpoint of %s from %s", checkpoint.taken_at,
-                     self.store.loaded_from)
+            say("restored checkpoint of %s from %s (%d models, %d open queries)",
+                checkpoint.taken_at, self.store.loaded_from,
+                len(self.pipeline.learner.registry), len(self.pipeline.learner.pending))
         self.flushed = dict(self.pipeline.offsets)
 
     def checkpoint(self, connection: Connection) -> None:
@@ -264,12 +271,17 @@ class Daemon:
             offset = self.pipeline.offsets.get((tp.topic, tp.partition))
             if offset is not None:
                 self.connection.consumer.seek(tp, offset)
+        names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
+        log.info("assigned %d input partitions: %s", len(partitions), names or "none")
 
     # -- the loop --------------------------------------------------------------------
 
     def _connect(self) -> Connection:
         if self.connection is None:
             self.connection = Connection.open(self.settings, self.flushed, _Rebalance(self))
+            if self.kafka_error is not None:
+                log.info("reconnected to Kafka at %s",
+                         ",".join(self.settings.kafka.bootstrap_servers))
             self.kafka_error = None
         return self.connection
 
@@ -281,6 +293,9 @@ class Daemon:
         counts = step(self.pipeline, connection.logs, connection.inputs, connection.sink,
                       datetime.now(UTC), self.settings.poll_max_records)
         self._labels_since_checkpoint += counts.labels
+        self.progress.add(counts)
+        if self.progress.due(time.monotonic()):
+            log.info("%s", self.progress.line(self._lag_total))
         if self._checkpoint_due():
             self.checkpoint(connection)
             self._update_gauges(connection)
@@ -293,8 +308,10 @@ class Daemon:
     def _update_gauges(self, connection: Connection) -> None:
         assert self.pipeline is not None
         self.pipeline.publish_state(datetime.now(UTC))
-        for tp, lag in connection.lag().items():
+        lags = connection.lag()
+        for tp, lag in lags.items():
             self.metrics.set_consumer_lag(tp.topic, tp.partition, lag)
+        self._lag_total = sum(lags.values())
 
     def _shutdown(self) -> None:
         connection = self.connection

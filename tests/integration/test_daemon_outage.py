@@ -83,3 +83,8 @@ def test_a_broker_outage_is_reported_and_survived_without_loss(
     assert set(folded.outcomes) <= {"applied", "duplicate"}  # re-sent requests are answered twice
     assert folded.learnt == folded.outcomes["applied"]
     assert_same_models(harness.checkpoint(state).learner, folded.learner)
+    # What an operator reads at INFO: the restore once (not once per retry), the
+    # partitions, and the recovery.
+    log = daemon.output()
+    assert log.count("restored checkpoint of") + log.count("no checkpoint in") == 1, log
+    assert "reconnected to Kafka at" in log and "assigned 3 input partitions" in log
