@@ -75,3 +75,45 @@ def demo_curves(path: Path, runs: Sequence[tuple[str, LearningCurve]], title: st
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+#: One panel's lines: a name and (budget, accuracy) points; a reference is a level.
+BudgetLines = Mapping[str, Sequence[tuple[float, float]]]
+
+
+def accuracy_by_budget(path: Path, panels: Mapping[str, BudgetLines],
+                       references: Mapping[str, float], title: str) -> None:
+    """One panel per configuration: accuracy against the label budget, one line per
+    arm, the all-labels accuracy as a dotted level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = max(1, len(panels))
+    columns = min(4, count)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows),
+                                squeeze=False)
+    for axis, (panel, lines) in zip(axes.flat, panels.items(), strict=False):
+        for name, points in lines.items():
+            xs, ys = zip(*sorted(points), strict=True)
+            axis.plot([100 * x for x in xs], ys, marker="o", markersize=3, linewidth=1.2,
+                      label=name, linestyle="-" if name.startswith("stream-al") else "--")
+        if panel in references:
+            axis.axhline(references[panel], color="black", linestyle=":", linewidth=1,
+                         label="all labels")
+        axis.set_title(panel)
+        axis.set_xlabel("label budget (% of records)")
+        axis.set_ylabel("prequential accuracy")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    figure.suptitle(title)
+    # Room below the panels for the shared legend: about 0.7 inch of the figure's height.
+    figure.tight_layout(rect=(0, 0.7 / (3.8 * rows), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

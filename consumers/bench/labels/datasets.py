@@ -32,7 +32,9 @@ class Dataset:
     open: Callable[[], Iterator[Labelled]]
 
 
-def _transaction(index: int, prefix: str, x: Mapping[str, Any], truth: Any) -> Labelled:
+def transaction_record(index: int, prefix: str, x: Mapping[str, Any], truth: Any) -> Labelled:
+    """One labelled record: strings and booleans are categorical, numbers numeric, and
+    None or NaN a missing value (None)."""
     numeric: dict[str, float | None] = {}
     categorical: dict[str, str] = {}
     for name, value in x.items():
@@ -51,7 +53,7 @@ def _transaction(index: int, prefix: str, x: Mapping[str, Any], truth: Any) -> L
 def _from_river(name: str, make: Callable[[], Any], size: int) -> Dataset:
     def stream() -> Iterator[Labelled]:
         rows = itertools.islice(make(), size)
-        return (_transaction(i, name, x, y) for i, (x, y) in enumerate(rows))
+        return (transaction_record(i, name, x, y) for i, (x, y) in enumerate(rows))
     return Dataset(name, size, stream)
 
 
@@ -162,7 +164,7 @@ def csv_dataset(path: Path, target: str, time_column: str | None = None,
 
     def stream() -> Iterator[Labelled]:
         for i, row in enumerate(rows):
-            yield _transaction(i, path.stem, _features(row, features, numeric),
+            yield transaction_record(i, path.stem, _features(row, features, numeric),
                                row[target].strip())
     return Dataset(path.stem, len(rows), stream)
 
