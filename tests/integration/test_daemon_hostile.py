@@ -124,6 +124,9 @@ def test_expired_queries_stop_holding_back_max_pending(harness: Harness) -> None
     harness.produce_floor(records[:30])
     wait_until(lambda: len(predicted_ids(harness)) == 30, "the first records predicted")
     assert harness.count(topics.requests) == 3
+    # The gauge reads 0 until the first checkpoint publishes it: see the 3 first.
+    wait_until(lambda: total(daemon.metrics(), "stream_al_pending_queries") == 3,
+               "three open queries on the gauge")
     wait_until(lambda: total(daemon.metrics(), "stream_al_pending_queries") == 0,
                "the three queries expired", guard_s=60)
     harness.produce_floor(records[30:])
