@@ -2,7 +2,9 @@
 
 Per model key, a fraction B of records may be queried: the paper's forgetting estimate
 û (Žliobaitė et al. 2014) paces the queries and an exact ring of the last w decisions
-caps them, so no w consecutive records hold more than ⌊B·w⌋ queries. Audits have their
+caps them, so no w consecutive records hold more than ⌊B·w⌋ queries; and from the first
+record on, a model's queries after n records never exceed ⌈B·n⌉ + 1 (as MOA holds
+labels/instances under B at every step). Audits have their
 own share A inside B; every other reason (uncertainty, novelty, warm-up) may use only
 B − A, so audits always find room and the total stays within B. Globally, the oracle is
 one team: an optional token bucket caps queries per hour and an optional limit caps
@@ -204,6 +206,17 @@ class TokenBucket:
 class _ModelSpend:
     total: BudgetWindow  # every query, share B
     audit: BudgetWindow  # audits only, share A
+    records: int = 0  # every record of this model so far
+    queries: int = 0  # every query of this model so far, audits included
+    audits: int = 0
+
+    def within_running_budget(self, share: float, audit: bool) -> bool:
+        """Would one more query of this share (audits: A; the rest: B − A) keep it within
+        ⌈share·n⌉ after n records, from the first record on? Then all queries stay within
+        ⌈B·n⌉ + 1 at every step. The window alone let a stream shorter than w take up
+        to ⌊B·w⌋ queries up front (1.76 × B on a 1,250-record stream)."""
+        spent = self.audits if audit else self.queries - self.audits
+        return spent + 1 <= math.ceil(share * (self.records + 1) - _EPSILON)
 
 
 class BudgetManager:
@@ -244,9 +257,11 @@ class BudgetManager:
         bucket = self._buckets.get(reason == "audit")
         if bucket is not None and not bucket.allows(now):
             return False
-        spend = self._models.get(model_key)
-        if spend is None:
-            return reason != "audit" or self.config.audit_fraction > 0.0
+        spend = self._models.get(model_key) or self._fresh_spend()
+        audit = reason == "audit"
+        share = self.config.audit_fraction if audit else self._general_share
+        if not spend.within_running_budget(share, audit):
+            return False
         return spend.audit.allows() if reason == "audit" else self._general_room(spend)
 
     def record(self, model_key: str, reason: Reason | None, now: float) -> None:
@@ -254,6 +269,9 @@ class BudgetManager:
         spend = self._spend(model_key)
         spend.total.record(reason is not None)
         spend.audit.record(reason == "audit")
+        spend.records += 1
+        spend.queries += reason is not None
+        spend.audits += reason == "audit"
         bucket = self._buckets.get(reason == "audit")
         if reason is not None and bucket is not None:
             bucket.take(now)
@@ -278,13 +296,13 @@ class BudgetManager:
     def _spend(self, model_key: str) -> _ModelSpend:
         spend = self._models.get(model_key)
         if spend is None:
-            w = self.config.window
-            spend = _ModelSpend(
-                BudgetWindow(self.config.fraction, w),
-                BudgetWindow(self.config.audit_fraction, w),
-            )
-            self._models[model_key] = spend
+            spend = self._models[model_key] = self._fresh_spend()
         return spend
+
+    def _fresh_spend(self) -> _ModelSpend:
+        w = self.config.window
+        return _ModelSpend(BudgetWindow(self.config.fraction, w),
+                           BudgetWindow(self.config.audit_fraction, w))
 
     def _hourly_buckets(self) -> dict[bool, TokenBucket]:
         """Keyed by "is an audit": audits get A/B of the hourly capacity, like the windows."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import pytest
 from hypothesis import assume, given
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from stream_al.budget import BudgetConfig, BudgetManager, BudgetWindow, TokenBucket
+from stream_al.gates.config import Strategy
 from stream_al.reasons import REASONS, Reason
 
 HOUR = 3600.0
@@ -254,3 +257,44 @@ def test_manager_revalidates_a_copied_config() -> None:
     # model_copy(update=...) skips validation; an audit share above B must not slip in.
     with pytest.raises(ValidationError, match="audit_fraction"):
         BudgetManager(BudgetConfig().model_copy(update={"fraction": 0.005}))
+
+
+@given(config=configs(hourly=False), plan=steps)
+def test_queries_never_exceed_the_running_budget_from_the_first_record(
+    config: BudgetConfig, plan: list[Step]
+) -> None:
+    # MOA holds labels/instances under B at every step; a window of w records alone let a
+    # stream shorter than w spend up to ⌊B·w⌋ up front.
+    budget, queried = BudgetManager(config), 0
+    for n, step in enumerate(plan, start=1):
+        t = float(n)
+        reason = step.wanted if step.wanted and budget.may_query("k", step.wanted, t, 0) \
+            else None
+        budget.record("k", reason, t)
+        queried += reason is not None
+        assert queried <= math.ceil(config.fraction * n - 1e-9) + 1, (n, queried)
+
+
+@pytest.mark.parametrize("strategy", get_args(Strategy))
+def test_every_strategy_holds_the_running_budget_warm_up_included(strategy: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stream_al.learner import Learner, LearnerConfig
+    from stream_al.records import OracleLabel, ParametricRecord
+    from stream_al.simulate.floor import FloorConfig, FloorSimulator
+
+    config = LearnerConfig.model_validate({"gate": {"strategy": strategy},
+                                           "budget": {"fraction": 0.1}})
+    learner, asked = Learner(config), 0
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    stream = FloorSimulator(FloorConfig(products=("P",)), seed=2).stream(1250)
+    for n, simulated in enumerate(stream, start=1):
+        now = t0 + timedelta(seconds=n)
+        decision = learner.decide(ParametricRecord.model_validate(simulated.record), now)
+        if decision.request is not None:
+            asked += 1
+            learner.apply(OracleLabel(query_id=decision.request.query_id,
+                                      label=simulated.truth, labeled_at=now))
+        if n >= 10:  # past the first ⌈1/B⌉ records
+            assert asked <= math.ceil(0.1 * n - 1e-9) + 1, (n, asked)
+    assert asked >= 0.09 * 1250  # and the budget is spent, not starved
