@@ -65,6 +65,10 @@ class LearnerConfig(BaseModel):
     warmup_max_labels: int = Field(100, ge=1)
     query_ttl_s: float = Field(86_400.0, gt=0, description="how long an engineer may take")
     pending_capacity: int = Field(100_000, ge=1)
+    min_measured_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="parametric records with fewer of their tests "
+        "measured than this share are not queried for uncertainty (audits and warm-up may "
+        "still pick them); 0 turns it off")
     learn_inline_labels: bool = Field(
         False, description="learn from records that arrive labelled (single replica only)"
     )
@@ -157,7 +161,9 @@ class Learner:
         novelty = policy.novelty.score_then_learn(_measured(x)) if policy.novelty else None
         shown = _top(proba, self.config.limits.prediction_top_k)
         reason, skipped = self._choose(model_key, policy, u, novelty, now,
-                                       fits=lambda: self._request_fits(record))
+                                       fits=lambda: self._request_fits(record),
+                                       informative=_measured_share(record)
+                                       >= self.config.min_measured_share)
         request = self._request(record, model_key, reason, u, shown, predicted, now)
         inline = self._inline(record, model_key, policy, predicted, x)
         prediction = Prediction(
@@ -201,8 +207,10 @@ class Learner:
         return measures.MEASURES[self.config.gate.measure](proba, known)
 
     def _choose(self, model_key: str, policy: ModelPolicy, u: float, novelty: float | None,
-                now: datetime, fits: Callable[[], bool]) -> tuple[Reason | None, str | None]:
+                now: datetime, fits: Callable[[], bool], informative: bool = True,
+                ) -> tuple[Reason | None, str | None]:
         t, pending = now.timestamp(), self.pending.live_count(now)
+        skipped: str | None = None
         budget, entry = self.budget, self.registry.get(model_key)
         reason: Reason | None = None
         if policy.rng.random() < budget.config.audit_fraction:
@@ -213,8 +221,13 @@ class Learner:
             if policy.rng.random() < budget.config.fraction:
                 reason = "warmup" if budget.may_query(model_key, "warmup", t, pending) else None
         elif budget.may_query(model_key, "uncertainty", t, pending):
-            reason = policy.gate.decide(u, novelty)
-        skipped = None
+            if informative:
+                reason = policy.gate.decide(u, novelty)
+            else:
+                # A record that carries almost nothing (a flow that stopped before any
+                # parametric test) is maximally uncertain and would always be asked, yet
+                # its label teaches little. Audits and warm-up above still sample it.
+                skipped = "little_data"
         if reason is not None and not fits():
             # Its request would not fit the requests topic: predicted, never asked, and
             # no budget spent on it.
@@ -336,6 +349,15 @@ class Learner:
                     f"{len(entry.features) + new} features, beyond "
                     f"learner.limits.max_features_per_model ({limits.max_features_per_model})")
         return None
+
+
+def _measured_share(record: Record) -> float:
+    """Share of a parametric record's tests that were measured (1.0 for transactions)."""
+    if record.kind != "parametric":
+        return 1.0
+    values = record.measurements.values()
+    measured = sum(v is not None and not math.isnan(v) for v in values)
+    return measured / len(values) if values else 0.0
 
 
 def _measured(x: Features) -> Features:

@@ -50,8 +50,8 @@ DEAD_LETTER_REASONS: Final = (
     "output_refused", "other",
 )
 #: Why a record the gate would have queried was not: ``too_large``, its request would
-#: not fit the requests topic.
-QUERY_SKIP_REASONS: Final = ("too_large",)
+#: not fit the requests topic; ``little_data``, it carries almost no measurement.
+QUERY_SKIP_REASONS: Final = ("too_large", "little_data")
 
 #: Engineers answer in minutes to an hour; a retest system in seconds; a backlog in hours.
 LABEL_LATENCY_BUCKETS: Final = (

@@ -172,7 +172,8 @@ def oracle_panels() -> Panels:
                            "{{outcome}}"), span=6),
         graph("Queries skipped/s by reason",
               "Records the gate chose but that were not asked about. too_large: the "
-              "request would not fit the requests topic (learner.limits.max_request_bytes).",
+              "request would not fit the requests topic (learner.limits.max_request_bytes); "
+              "little_data: almost no test measured (learner.min_measured_share).",
               "ops", Query(f"sum by (reason) (rate(stream_al_query_skips_total[{RATE}]))",
                            "{{reason}}"), span=12),
     ]

@@ -334,3 +334,22 @@ def test_replayed_messages_after_a_restore_are_not_counted_twice() -> None:
                                           {"kind": "parametric", "outcome": outcome}) or 0
                 for outcome in ("predicted", "queried"))
     assert total == 5
+
+
+def test_a_part_with_no_measurements_is_not_asked_for_uncertainty() -> None:
+    # Half the parts of a real lot stopped before any parametric test; being maximally
+    # uncertain, they took 75 % of the uncertainty queries.
+    pipe, registry = pipeline(gate=ALWAYS["gate"], warmup_max_labels=1,
+                              budget={"fraction": 1.0, "audit_fraction": 0.0})
+    log = Offsets()
+    request_message, _ = ask(pipe, log, "warm")  # warm-up ends after one label
+    pipe.handle(request_message, T0)
+    query_id = json.loads(request_message.value or b"{}")["query_id"]
+    pipe.handle(log.msg(TOPICS.labels, label_bytes(query_id, "pass")), T0)
+    empty = pipe.handle(log.msg(TOPICS.parametric, device("empty", {"a": None, "b": None})),
+                        T0)
+    assert [o.topic for o in empty] == [TOPICS.predictions]
+    assert registry.get_sample_value("stream_al_query_skips_total",
+                                     {"reason": "little_data"}) == 1
+    full = pipe.handle(log.msg(TOPICS.parametric, device("full", {"a": 0.5, "b": 0.7})), T0)
+    assert [o.topic for o in full] == [TOPICS.predictions, TOPICS.requests]
