@@ -63,15 +63,19 @@ def serve_desk(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from consumers.kafka.reach import EXIT_NO_BROKER, announce
     from consumers.oracle.desk.serve import serve
-    from stream_al.errors import StreamAlError
+    from stream_al.errors import BrokerUnavailable, StreamAlError
 
     shared.setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
     settings = shared.settings_or_exit("desk", config, bootstrap_servers, **desk_overrides(
         host=host, port=port, labeler=labeler, claim_minutes=claim_minutes,
         local_claims=local_claims))
+    announce(settings.kafka)
     try:
         serve(settings)
+    except BrokerUnavailable as error:
+        shared.fail("desk", error, EXIT_NO_BROKER)
     except (StreamAlError, OSError) as error:
         shared.fail("desk", error)
 

@@ -30,9 +30,10 @@ def register(cli: Cli) -> None:
 
         from rich.console import Console
 
+        from consumers.kafka.reach import EXIT_NO_BROKER, announce
         from consumers.oracle.desk.service import DeskService
         from consumers.oracle.terminal.labeller import FileLines, TerminalLabeller
-        from stream_al.errors import StreamAlError
+        from stream_al.errors import BrokerUnavailable, StreamAlError
 
         # Warnings only: connection chatter would scroll the card away.
         shared.setup_logging(logging.WARNING, kafka_level=logging.ERROR,
@@ -42,8 +43,11 @@ def register(cli: Cli) -> None:
         settings = shared.settings_or_exit("oracle label", config, bootstrap_servers,
                                            **overrides)
         service = DeskService(settings)
+        announce(settings.kafka)
         try:
             service.start()
+        except BrokerUnavailable as error:
+            shared.fail("oracle label", error, EXIT_NO_BROKER)
         except StreamAlError as error:
             shared.fail("oracle label", error)
         try:

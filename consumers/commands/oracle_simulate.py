@@ -44,5 +44,12 @@ def register(cli: Cli) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        raise typer.Exit(run_oracle(settings, oracle, stop, idle_exit_s=idle_exit,
-                                    max_labels=max_labels))
+        from consumers.kafka.reach import EXIT_NO_BROKER
+        from stream_al.errors import BrokerUnavailable
+
+        try:
+            code = run_oracle(settings, oracle, stop, idle_exit_s=idle_exit,
+                              max_labels=max_labels)
+        except BrokerUnavailable as error:
+            shared.fail("oracle simulate", error, EXIT_NO_BROKER)
+        raise typer.Exit(code)

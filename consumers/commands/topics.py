@@ -22,14 +22,19 @@ def register(cli: Cli) -> None:
         """Create the input, prediction, request, label, dead-letter and claim topics."""
         from kafka.errors import KafkaError
 
+        from consumers.kafka.reach import EXIT_NO_BROKER, announce
         from consumers.kafka.topics import create_topics, topic_plan
+        from stream_al.errors import BrokerUnavailable
 
         settings = settings_or_exit("topics create", config, bootstrap_servers)
         plans = topic_plan(settings.topics, input_partitions)
+        announce(settings.kafka)
         try:
             outcome = create_topics(settings.kafka, plans, replication)
+        except BrokerUnavailable as error:
+            fail("topics create", error, EXIT_NO_BROKER)
         except KafkaError as error:
             fail("topics create", f"Kafka at {','.join(settings.kafka.bootstrap_servers)} "
-                 f"failed: {error}", code=1)
+                 f"refused: {error}", code=1)
         for name, result in outcome.items():
             typer.echo(f"{name}: {result}")

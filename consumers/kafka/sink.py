@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.kafka.clients import make_producer
+from consumers.kafka.reach import unreachable
 from consumers.settings import KafkaSettings
 from stream_al.bus import Outgoing
 from stream_al.errors import BrokerUnavailable
@@ -60,8 +61,7 @@ class KafkaSink(Generic[Tag]):
         try:
             producer = make_producer(kafka, **producer_options)
         except KafkaError as error:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
-            servers = ",".join(kafka.bootstrap_servers)
-            raise BrokerUnavailable(f"no Kafka broker answers at {servers}") from error
+            raise unreachable(kafka) from error
         return cls(producer, flush_timeout_s)
 
     @property

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
-from consumers.kafka.clients import MAX_MESSAGE_BYTES
+from consumers.kafka.clients import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES
+from consumers.kafka.reach import unreachable
 from consumers.settings import KafkaSettings
 from stream_al.topics import TopicNames
 
@@ -60,8 +61,14 @@ def claims_plan(name: str) -> TopicPlan:
 
 def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
                   replication: int = 1) -> dict[str, str]:
-    """Create what is missing; an existing topic is left alone. Returns name → outcome."""
-    admin = KafkaAdminClient(**kafka.client_options())
+    """Create what is missing; an existing topic is left alone. Returns name → outcome.
+
+    Raises :class:`BrokerUnavailable` when no broker answers."""
+    try:
+        admin = KafkaAdminClient(**kafka.client_options(),
+                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+    except KafkaTimeoutError as error:  # kafka-python 3: "Unable to bootstrap"
+        raise unreachable(kafka) from error
     outcome: dict[str, str] = {}
     try:
         existing = set(admin.list_topics())

@@ -17,6 +17,7 @@ from pathlib import Path
 from kafka.errors import KafkaError
 
 from consumers.kafka.clients import make_consumer
+from consumers.kafka.reach import announce, unreachable
 from consumers.kafka.sink import KafkaSink
 from consumers.kafka.sources import to_message
 from consumers.settings import Settings
@@ -65,7 +66,11 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
                group: str = "stream-al-oracle-simulator", idle_exit_s: float | None = None,
                max_labels: int | None = None) -> int:
     """Answer until stopped, idle for ``idle_exit_s``, or ``max_labels`` sent."""
-    consumer = make_consumer(settings.kafka, group)
+    announce(settings.kafka)
+    try:
+        consumer = make_consumer(settings.kafka, group)
+    except KafkaError as error:
+        raise unreachable(settings.kafka) from error
     consumer.subscribe([settings.topics.requests])
     sink: KafkaSink[Outgoing] = KafkaSink.connect(settings.kafka)
     sent, last_activity = 0, datetime.now(UTC)

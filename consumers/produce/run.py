@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from consumers.kafka.reach import EXIT_NO_BROKER, announce
 from consumers.produce.follow import DEFAULT_SETTLE_S, FileIdentity, FolderWatcher, Ledger
 from consumers.produce.items import Item, Problem
 from consumers.produce.publish import (
@@ -274,7 +275,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NO_BROKER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def preflight(files: list[Path], producer: Producer) -> list[str]:
@@ -318,6 +319,8 @@ def run_produce(
         for error in errors:
             say(console, f"error: {error}")
         return EXIT_USAGE
+    if not dry_run:
+        announce(kafka)
     try:
         producer.sink = (
             DryRunSink(sys.stdout)

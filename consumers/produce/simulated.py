@@ -17,9 +17,10 @@ from itertools import count, islice
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from consumers.kafka.reach import EXIT_NO_BROKER, announce
 from consumers.produce.items import Item, Parsed
 from consumers.produce.publish import DryRunSink, KafkaRecordSink, Pacer, Sink, publish_items
-from consumers.produce.run import EXIT_NO_BROKER, EXIT_OK, EXIT_PROBLEMS, stop_on_signals
+from consumers.produce.run import EXIT_OK, EXIT_PROBLEMS, stop_on_signals
 from consumers.settings import KafkaSettings
 from stream_al.errors import BrokerUnavailable
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
@@ -44,6 +45,8 @@ def floor_items(records: int, seed: int, with_truth: bool = True) -> Iterator[Pa
 def run_simulated(records: int, seed: int, rate: float, topic: str, kafka: KafkaSettings,
                   dry_run: bool, key_field: str, flush_timeout: float) -> int:
     console = Console(stderr=True)
+    if not dry_run:
+        announce(kafka)
     try:
         sink: Sink = (DryRunSink(sys.stdout) if dry_run
                       else KafkaRecordSink.connect(topic, kafka, flush_timeout))
