@@ -86,7 +86,7 @@ def test_desk_and_terminal_use_the_configured_requests_labels_and_claims(
 
     monkeypatch.setattr(DeskService, "start", start)
     result = invoke(*command)
-    assert result.exit_code == 2 and "recorded" in result.output
+    assert result.exit_code == 3 and "recorded" in result.output
     claims, topics = seen[0]
     assert claims == CUSTOM["claims"]
     assert (topics.requests, topics.labels) == (CUSTOM["requests"], CUSTOM["labels"])
@@ -101,7 +101,7 @@ def test_local_claims_keep_no_claims_topic(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(DeskService, "start", start)
     monkeypatch.setenv("STREAM_AL_DESK__LOCAL_CLAIMS", "true")
-    assert invoke("oracle", "label").exit_code == 2
+    assert invoke("oracle", "label").exit_code == 3
     assert seen == [None]
 
 
