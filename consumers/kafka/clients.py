@@ -34,11 +34,44 @@ def make_producer(kafka: KafkaSettings, **extra: Any) -> KafkaProducer:
 
 def make_consumer(kafka: KafkaSettings, group: str | None, **extra: Any) -> KafkaConsumer:
     """A consumer that never commits on its own: offsets are committed only after what
-    they cover is safe (flushed, checkpointed)."""
+    they cover is safe (flushed, checkpointed). A group consumer finishes every join it
+    starts (see :func:`finish_started_joins`)."""
     # kafka-python's default fetch wait (500 ms) stays: 50 ms cut the p99 latency tail in
-    # the benchmark, but with it two fresh CI runs in a row had a daemon that never
-    # produced (kafka-python 3.0.12's poll stall, more frequent with more fetches?).
+    # the benchmark; the CI runs without predictions that made us revert it were the join
+    # stall that finish_started_joins removes (docs/benchmarks.md, "Soak").
     options = {"group_id": group, "enable_auto_commit": False,
                "auto_offset_reset": "earliest",
                "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS} | extra
-    return KafkaConsumer(**kafka.client_options(), **options)
+    consumer = KafkaConsumer(**kafka.client_options(), **options)
+    if group is not None:
+        finish_started_joins(consumer)
+    return consumer
+
+
+def finish_started_joins(consumer: KafkaConsumer) -> None:
+    """Work around a lost join in kafka-python 3.0.12 (the newest release, and its master
+    as of 2026-08): a poll drives a rebalance only while ``need_rejoin()`` is true, and
+    that can turn false halfway through one. A rejoin asked for because the partition
+    metadata changed (every fresh group does so once, right after its first join)
+    clears itself as soon as the leader computes the new assignment. If the poll's
+    timeout ran out before the join finished (our revoke checkpoint alone can take the
+    100 ms), no later poll picks up the finished join: the member stays "rebalancing"
+    for good, every partition waits for a revocation that never completes, heartbeats
+    stay off and each poll spins (0.9 CPU-s/s) returning nothing, while the loop keeps
+    turning, so /healthz and /readyz stay green. Seen at exactly 500 predictions (one
+    batch fetched before the rebalance) or at 0, in ~10 % of fresh starts.
+
+    The Java client asks "rejoin needed OR pending"; so do we, on this consumer only: a
+    join that has begun (``rejoining``) keeps the poll driving it until its assignment
+    is applied, at worst with a fresh JoinGroup if the old one finished unheard.
+    """
+    coordinator = consumer._coordinator  # noqa: SLF001 - no public hook exists
+    if not hasattr(coordinator, "rejoining"):
+        raise RuntimeError("kafka-python's coordinator has no 'rejoining' flag: recheck "
+                           "finish_started_joins against this kafka-python release")
+    needed = coordinator.need_rejoin
+
+    def needed_or_pending() -> bool:
+        return bool(needed() or coordinator.rejoining)
+
+    coordinator.need_rejoin = needed_or_pending
