@@ -14,7 +14,7 @@ import pytest
 
 from consumers.bench.anchors import skal
 from consumers.bench.anchors.arms import AllLabels, StreamAlArm, plain_model
-from consumers.bench.anchors.bisect import bisect_discount, target_labels
+from consumers.bench.anchors.discount import bisect_discount, target_labels
 from consumers.bench.anchors.harness import Arm, ArmResult, run_arm
 from consumers.bench.anchors.runs import ANCHORS, STREAM_AL_ARMS, make_arm
 from consumers.bench.anchors.streams import Config, Item, Stream

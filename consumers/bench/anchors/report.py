@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from consumers.bench.anchors.bisect import target_labels
+from consumers.bench.anchors.discount import target_labels
 from consumers.bench.anchors.runs import ANCHORS, STREAM_AL_ARMS, Row
 from consumers.bench.anchors.streams import CONFIGS
 from consumers.bench.labels.runs import mean_of

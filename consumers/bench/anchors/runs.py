@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from consumers.bench.anchors import skal
 from consumers.bench.anchors.arms import STREAM_AL, AllLabels, EntropyArm, RandomArm, StreamAlArm
-from consumers.bench.anchors.bisect import bisect_discount
+from consumers.bench.anchors.discount import bisect_discount
 from consumers.bench.anchors.harness import Arm, ArmResult, run_arm
 from consumers.bench.anchors.streams import Config, Stream, load
 from consumers.bench.labels.savings import TARGETS, reach_key
