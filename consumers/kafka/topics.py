@@ -85,3 +85,14 @@ def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
     finally:
         admin.close()
     return outcome
+
+
+def delete_topics(kafka: KafkaSettings, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a benchmark's own)."""
+    admin = KafkaAdminClient(**kafka.client_options())
+    try:
+        names = [name for name in admin.list_topics() if name.startswith(prefix)]
+        if names:
+            admin.delete_topics(names)
+    finally:
+        admin.close()

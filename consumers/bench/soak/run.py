@@ -14,7 +14,6 @@ import uuid
 from collections import deque
 from pathlib import Path
 
-from kafka import KafkaAdminClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -46,7 +45,7 @@ from consumers.bench.throughput.loops import ensure_topics
 from consumers.bench.throughput.options import bench_topics, daemon_settings, learner_config
 from consumers.bench.throughput.run import code_version, machine
 from consumers.daemon.checkpoints import CheckpointStore
-from consumers.kafka.topics import topic_plan
+from consumers.kafka.topics import delete_topics, topic_plan
 from consumers.settings import KafkaSettings, Settings
 
 #: In the drain the oracle answers this often, so the last queries need not wait a burst.
@@ -69,7 +68,7 @@ def run_soak(options: SoakOptions, console: Console) -> Row:
             finally:
                 soak.keep_log(options.out.with_name(f"{options.out.stem}-daemon.log"))
                 if not broker.can_stop:  # someone else's broker: leave it as it was
-                    _delete_topics(soak.kafka, soak.run_id)
+                    delete_topics(soak.kafka, soak.run_id)
     finally:
         broker.close()
     result["machine"] = machine(broker.description, load_before, os.getloadavg())
@@ -78,15 +77,6 @@ def run_soak(options: SoakOptions, console: Console) -> Row:
     options.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
 
-
-def _delete_topics(kafka: KafkaSettings, prefix: str) -> None:
-    admin = KafkaAdminClient(**kafka.client_options())
-    try:
-        names = [name for name in admin.list_topics() if name.startswith(prefix)]
-        if names:
-            admin.delete_topics(names)
-    finally:
-        admin.close()
 
 
 class Soak:

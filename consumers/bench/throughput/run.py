@@ -18,7 +18,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TypeVar
 
-from kafka import KafkaAdminClient
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -45,7 +44,7 @@ from consumers.bench.throughput.options import (
     ratios,
     record_sizes,
 )
-from consumers.kafka.topics import TopicPlan
+from consumers.kafka.topics import TopicPlan, delete_topics
 from consumers.settings import KafkaSettings
 from stream_al import __version__
 from stream_al.models import TemplateName
@@ -86,7 +85,7 @@ def run_bench(options: ThroughputOptions, console: Console) -> Row:
             result = measure(kafka, run_id, options, Path(workdir), phases)
         finally:
             if options.bootstrap_servers:  # someone else's broker: leave it as it was
-                _delete_topics(kafka, run_id)
+                delete_topics(kafka, run_id)
     result["machine"] = machine(kafka_version, load_before, os.getloadavg())
     result["code"] = code_version()
     options.out.parent.mkdir(parents=True, exist_ok=True)
@@ -203,15 +202,6 @@ def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
     finally:
         local.discard()
 
-
-def _delete_topics(kafka: KafkaSettings, prefix: str) -> None:
-    admin = KafkaAdminClient(**kafka.client_options())
-    try:
-        names = [name for name in admin.list_topics() if name.startswith(prefix)]
-        if names:
-            admin.delete_topics(names)
-    finally:
-        admin.close()
 
 
 def _settings(options: ThroughputOptions) -> Row:
