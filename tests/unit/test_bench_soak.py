@@ -86,6 +86,20 @@ def test_after_a_kill_only_the_new_process_working_counts_as_recovery() -> None:
     assert row["recovered_after_s"] == 15.0
 
 
+def test_a_recovery_lasts_until_the_working_daemon_s_predictions_are_seen() -> None:
+    """After an outage the daemon may handle records well before its producer delivers
+    the predictions: the recovery ends when they are seen, not before."""
+    quiet = [Sample(t=t, produced=1000, predicted=500, pid=3, handled=500.0)
+             for t in (0.0, 2.0, 4.0, 6.0, 8.0, 10.0)]
+    handling = [Sample(t=t, produced=1000, predicted=500, pid=3, handled=600.0 + t)
+                for t in (12.0, 14.0, 16.0, 18.0, 20.0, 22.0)]
+    seen = [Sample(t=24.0, produced=1000, predicted=700, pid=3, handled=700.0)]
+    samples = [*quiet, *handling, *seen]
+    (row,) = recoveries(samples, [Disruption("broker", 1.0, 9.0)], 60)
+    assert row["recovered_after_s"] == 15.0
+    assert find_stalls(samples, [(row["start"], row["excused_until"])], 10) == []
+
+
 def test_silence_beyond_the_recovery_allowance_is_a_stall_and_unrecovered() -> None:
     samples = series([0, 10] + [10] * 60)  # kill at 3, nothing ever again
     (row,) = recoveries(samples, [Disruption("kill", 3.0, 3.0)], allowance_s=30)

@@ -86,13 +86,16 @@ class Cumulative:
 
 def recoveries(samples: Sequence[Sample], disruptions: Iterable[Disruption],
                allowance_s: float) -> list[Row]:
-    """For each disruption, how long after its end the daemon handled records again
-    (None: not within ``allowance_s``), and the window in which silence is excused."""
+    """For each disruption, how long after its end new predictions came from a working
+    daemon (None: not within ``allowance_s``), and the window in which silence is
+    excused. Working: the process handles records again (right after a kill -9 the
+    watcher still reads what the dead one sent); new predictions: seen from then on
+    (after an outage the daemon's producer may deliver them seconds later)."""
     rows = []
     for event in disruptions:
         base = next((s for s in reversed(samples) if s.t <= event.end), None)
-        first = next((s.t for s in samples
-                      if s.t > event.end and (base is None or _progressed(s, base))), None)
+        after = [s for s in samples if s.t > event.end]
+        first = _first_new_prediction(after, base)
         took = None if first is None or first - event.end > allowance_s else first - event.end
         excused_until = event.end + (took if took is not None else allowance_s)
         rows.append({"kind": event.kind, "start": event.start, "end": event.end,
@@ -100,10 +103,20 @@ def recoveries(samples: Sequence[Sample], disruptions: Iterable[Disruption],
     return rows
 
 
+def _first_new_prediction(after: Sequence[Sample], base: Sample | None) -> float | None:
+    working = next((i for i, s in enumerate(after) if base is None or _progressed(s, base)),
+                   None)
+    if working is None:
+        return None
+    if working:
+        before = after[working - 1].predicted
+    else:
+        before = base.predicted if base is not None else 0
+    return next((s.t for s in after[working:] if s.predicted > before), None)
+
+
 def _progressed(sample: Sample, base: Sample) -> bool:
-    """Has the daemon handled records since ``base``? By its own counter when scraped:
-    right after a kill -9 the watcher still reads what the dead process sent, which is
-    no sign of its successor working."""
+    """Has the daemon handled records since ``base``? By its own counter when scraped."""
     if sample.handled is None and base.handled is None:
         return sample.predicted > base.predicted  # no counters at all: the watcher's view
     if sample.handled is None:
