@@ -113,7 +113,7 @@ def accuracy_by_budget(path: Path, panels: Mapping[str, BudgetLines],
     figure.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
     figure.suptitle(title)
     # Room below the panels for the shared legend: about 0.7 inch of the figure's height.
-    figure.tight_layout(rect=(0, 0.7 / (3.8 * rows), 1, 1))
+    figure.tight_layout(rect=(0, 0.7 / (3.8 * rows), 1, 1 - 0.3 / (3.8 * rows)))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -39,10 +39,13 @@ def register(cli: Cli) -> None:
         plot: Annotated[Path, typer.Option(help="accuracy against budget, PNG (the delayed "
                                            "oracle's beside it, -delayN)")]
         = Path("bench-results/anchors.png"),
+        rerender: Annotated[Path | None, typer.Option(
+            exists=True, dir_okay=False,
+            help="no run: write the tables and plots again from these JSON rows")] = None,
     ) -> None:
         """Compare stream-al with River's EntropySampler and scikit-activeml's stream
         strategies (prequential, test-then-train, in stream order)."""
-        from consumers.bench.anchors.run import AnchorsOptions, run_anchors
+        from consumers.bench.anchors import run
         from consumers.bench.anchors.streams import CONFIGS, QUICK, QUICK_RECORDS
         from consumers.bench.console import wide_console
 
@@ -57,9 +60,12 @@ def register(cli: Cli) -> None:
                                      f"{', '.join(known)}", param_hint="--config")
         chosen = [known[name.lower()] for name in config] if config else \
             list(QUICK if quick else CONFIGS)
-        options = AnchorsOptions(
+        options = run.AnchorsOptions(
             configs=chosen, budgets=budgets, seeds=[0] if quick else list(range(seeds)),
             delays=[0, delay] if delay else [0], jobs=jobs,
             records=records or (QUICK_RECORDS if quick else None), out=out, markdown=markdown,
             plot=plot, command=shlex.join(["stream-al", *sys.argv[1:]]))
-        run_anchors(options, wide_console())
+        if rerender is not None:
+            run.rerender(rerender, options, wide_console())
+        else:
+            run.run_anchors(options, wide_console())

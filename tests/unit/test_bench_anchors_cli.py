@@ -139,3 +139,16 @@ def test_without_scikit_activeml_its_arms_are_skipped_and_the_report_says_so(
     assert not {r["strategy"] for r in rows} & set(skal.STRATEGIES)
     assert "scikit-activeml is not installed: its arms are skipped" in \
         (tmp_path / "a.md").read_text()
+
+
+@pytest.mark.slow
+def test_rerender_writes_the_tables_again_from_rows_without_a_run(quick: Path,
+                                                                  tmp_path: Path) -> None:
+    md, png = tmp_path / "again.md", tmp_path / "again.png"
+    result = CliRunner().invoke(build_cli(), [
+        "bench", "anchors", "--rerender", str(quick / "a.json"), "--markdown", str(md),
+        "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "re-rendered from" in md.read_text() and "Wins / ties / losses" in md.read_text()
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "again-delay50.png").exists()

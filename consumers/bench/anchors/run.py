@@ -27,7 +27,13 @@ from consumers.bench.anchors.runs import (
     plan,
     references_of,
 )
-from consumers.bench.anchors.streams import SKLEARN_STREAMS, Config, have_sklearn, load
+from consumers.bench.anchors.streams import (
+    CONFIGS,
+    SKLEARN_STREAMS,
+    Config,
+    have_sklearn,
+    load,
+)
 from consumers.bench.plots import accuracy_by_budget
 
 
@@ -66,6 +72,24 @@ def run_anchors(options: AnchorsOptions, console: Console) -> list[Row]:
     _write(options, rows, seconds, configs)
     console.print(f"{len(rows)} runs in {seconds / 60:.1f} min; rows in {options.out}, "
                   f"tables in {options.markdown}, plots beside {options.plot}")
+    return rows
+
+
+def rerender(rows_path: Path, options: AnchorsOptions, console: Console) -> list[Row]:
+    """The tables and plots again from rows written before (no run): a change to the
+    report need not cost another run."""
+    rows: list[Row] = json.loads(rows_path.read_text(encoding="utf-8"))
+    budgets = sorted({r["budget"] for r in rows if r["strategy"] != "all"})
+    delays = sorted({r["delay"] for r in rows})
+    configs = list(dict.fromkeys(Config(r["dataset"], r["model"]) for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    again = AnchorsOptions(configs=configs, budgets=budgets, seeds=seeds, delays=delays,
+                           out=rows_path, markdown=options.markdown, plot=options.plot,
+                           command=options.command,
+                           notes=[f"tables re-rendered from {rows_path} (wall time: see the "
+                                  "run that wrote it)"])
+    _write(again, rows, None, configs, rows_too=False)
+    console.print(f"tables in {options.markdown}, plots beside {options.plot}")
     return rows
 
 
@@ -120,10 +144,11 @@ def _label(unit: Unit) -> str:
     return f"{unit.config.name} {budget} delay={unit.delay}"
 
 
-def _write(options: AnchorsOptions, rows: list[Row], seconds: float,
-           configs: Sequence[Config]) -> None:
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+def _write(options: AnchorsOptions, rows: list[Row], seconds: float | None,
+           configs: Sequence[Config], rows_too: bool = True) -> None:
+    if rows_too:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     header = _header(options, seconds, configs)
     options.markdown.parent.mkdir(parents=True, exist_ok=True)
     options.markdown.write_text(report(rows, options.delays, options.budgets, header),
@@ -147,12 +172,16 @@ def _plot(rows: list[Row], delay: int, path: Path) -> None:
             references[f"{dataset} {model}"] = scores["accuracy"]
         else:
             panels[f"{dataset} {model}"][arm].append((budget, scores["accuracy"]))
+    order = [c.name for c in CONFIGS]
+    ordered = {name: panels[name] for name in sorted(
+        panels, key=lambda n: order.index(n) if n in order else len(order))}
     when = "immediately" if delay == 0 else f"after {delay} records"
-    accuracy_by_budget(path, panels, references,
+    accuracy_by_budget(path, ordered, references,
                        f"stream-al bench anchors: the oracle answers {when}")
 
 
-def _header(options: AnchorsOptions, seconds: float, configs: Sequence[Config]) -> str:
+def _header(options: AnchorsOptions, seconds: float | None,
+            configs: Sequence[Config]) -> str:
     versions = ", ".join(f"{p} {_version(p)}" for p in ("river", "scikit-activeml",
                                                          "scikit-learn"))
     notes = "".join(f"\n- {n}" for n in options.notes)
@@ -163,8 +192,13 @@ def _header(options: AnchorsOptions, seconds: float, configs: Sequence[Config]) 
             f"{', '.join(map(str, options.delays))} records"
             f"{f'; the first {options.records} records of each stream' if options.records else ''}"
             "\n"
-            f"- {seconds / 60:.1f} min wall time with {options.jobs} process(es) on "
-            f"{os.cpu_count()} cores; {versions}{notes}\n")
+            f"- {_wall(seconds, options.jobs)}{versions}{notes}\n")
+
+
+def _wall(seconds: float | None, jobs: int) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds / 60:.1f} min wall time with {jobs} process(es) on {os.cpu_count()} cores; "
 
 
 def _version(package: str) -> str:
