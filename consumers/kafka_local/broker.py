@@ -19,6 +19,7 @@ from consumers.kafka_local.config import (
     PLAINTEXT,
     Ports,
     choose_ports,
+    port_is_free,
     render_log4j2,
     render_server_properties,
 )
@@ -40,7 +41,13 @@ from consumers.kafka_local.secure import (
     secure_listeners,
     write_private,
 )
-from consumers.kafka_local.state import BrokerState, read_state, write_state
+from consumers.kafka_local.state import (
+    BrokerState,
+    read_ports,
+    read_state,
+    write_ports,
+    write_state,
+)
 from consumers.kafka_local.tools import require_openssl, require_tools
 
 _LAUNCH_ATTEMPTS = 3  # a free port may be taken by someone else before the JVM binds it
@@ -104,6 +111,10 @@ class LocalKafka:
     @property
     def _state_file(self) -> Path:
         return self.run_dir / "state.json"
+
+    @property
+    def _ports_file(self) -> Path:
+        return self.run_dir / "ports.json"  # outlives `stop`, unlike the state file
 
     @property
     def _jvm_out(self) -> Path:
@@ -207,15 +218,34 @@ class LocalKafka:
         java = require_tools(need_maven=not jars_ready(self.kafka_version, self.cache_dir))
         libs = ensure_jars(self.kafka_version, self.cache_dir)
         credentials = self._prepare_security() if self.secure else None
+        wanted = self._wanted_ports()
         for attempt in range(1, _LAUNCH_ATTEMPTS + 1):
-            ports = choose_ports(*self._wanted)
+            ports = choose_ports(*wanted)
             try:
-                return self._launch_on(java, libs, ports, credentials)
+                bootstrap = self._launch_on(java, libs, ports, credentials)
             except BrokerExited:
                 if attempt == _LAUNCH_ATTEMPTS or self._wanted != (None, None):
                     raise
+                wanted = (None, None)
                 _say(f"start failed on ports {ports}; trying other free ports")
+                continue
+            write_ports(self._ports_file, ports)
+            return bootstrap
         raise AssertionError("unreachable")
+
+    def _wanted_ports(self) -> tuple[int | None, int | None]:
+        """The ports asked for; else the ones of this name's last start, so clients
+        configured for it (a daemon waiting out an outage) reconnect; else free ones."""
+        if self._wanted != (None, None):
+            return self._wanted
+        last = read_ports(self._ports_file)
+        if last is None:
+            return None, None
+        if port_is_free(last.broker) and port_is_free(last.controller):
+            return last.broker, last.controller
+        _say(f"port {last.broker} or {last.controller} of the last start of {self.name!r} is "
+             "taken by another process; starting on free ports (clients need the new address)")
+        return None, None
 
     def _prepare_security(self) -> Credentials:
         """The credentials (saved) and certificates to start the secured broker with.

@@ -37,6 +37,23 @@ def write_state(path: Path, state: BrokerState) -> None:
     os.replace(partial, path)
 
 
+def write_ports(path: Path, ports: Ports) -> None:
+    """Remember where this name's broker listened, for its next start (kept by ``stop``)."""
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"broker": ports.broker, "controller": ports.controller})
+                       + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_ports(path: Path) -> Ports | None:
+    """The ports of this name's last start, or None if none is remembered."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return Ports(broker=int(saved["broker"]), controller=int(saved["controller"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def read_state(path: Path) -> BrokerState | None:
     """The recorded broker, or None if there is no readable state file."""
     try:

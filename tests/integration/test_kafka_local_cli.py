@@ -45,6 +45,18 @@ def test_start_is_idempotent_status_tells_and_stop_stops(name: str) -> None:
     assert kafka_local("stop", "--name", name).returncode == 0  # stopping twice is fine
 
 
+def test_a_start_after_a_stop_listens_on_the_same_port(name: str) -> None:
+    """Clients configured for the first address (a daemon waiting out the outage)
+    reconnect after the restart without being told a new one."""
+    first = kafka_local("start", "--name", name)
+    assert first.returncode == 0, first.stderr
+    assert kafka_local("stop", "--name", name).returncode == 0
+    again = kafka_local("start", "--name", name)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == first.stdout.strip()
+    assert kafka_local("status", "--name", name).stdout.strip() == first.stdout.strip()
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie: the broker is reparented to PID 1, which reaps it later."""
     try:

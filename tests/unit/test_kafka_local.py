@@ -62,7 +62,13 @@ from consumers.kafka_local.secure import (
     save_credentials,
     secure_listeners,
 )
-from consumers.kafka_local.state import BrokerState, read_state, write_state
+from consumers.kafka_local.state import (
+    BrokerState,
+    read_ports,
+    read_state,
+    write_ports,
+    write_state,
+)
 from consumers.kafka_local.tools import java_major, require_tools
 from stream_al.topics import TopicNames
 
@@ -289,6 +295,28 @@ def test_an_unmarked_download_is_redone(bare_path: Path, tmp_path: Path) -> None
 
 
 # --- state, identity, processes -------------------------------------------------------------
+
+
+def test_a_restart_asks_for_the_last_starts_ports_and_falls_back_when_one_is_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kafka = LocalKafka("again", cache_dir=tmp_path)
+    kafka.run_dir.mkdir(parents=True)
+    assert kafka._wanted_ports() == (None, None)  # never started: free ones
+    last = choose_ports()
+    write_ports(kafka.run_dir / "ports.json", last)
+    assert read_ports(kafka.run_dir / "ports.json") == last
+    assert kafka._wanted_ports() == (last.broker, last.controller)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", last.broker))
+        squatter.listen()
+        assert kafka._wanted_ports() == (None, None)
+    assert f"port {last.broker} or {last.controller}" in capsys.readouterr().err
+    explicit = LocalKafka("again", cache_dir=tmp_path, port=last.controller + 1)
+    assert explicit._wanted_ports() == (last.controller + 1, None)  # --port still wins
+    (kafka.run_dir / "ports.json").write_text("{not json")
+    assert kafka._wanted_ports() == (None, None)
+
 
 
 def test_state_round_trips_and_a_corrupt_file_reads_as_none(tmp_path: Path) -> None:
