@@ -39,8 +39,11 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 GRAFANA_TARGET = "11.6.0"
 UID = "stream-al"
 OUTPUT = Path(__file__).parent / "dashboards" / "stream-al.json"
-#: The datasource provisioned by provisioning/datasources/prometheus.yml.
-DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+#: Every panel and variable reads the Prometheus chosen in the ``datasource`` variable, never
+#: a fixed uid: a dashboard imported into an existing Grafana then works with its own
+#: Prometheus (the variable starts at the default one, which provisioning/datasources sets).
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 #: The two template variables every expression may use (the test substitutes both).
 RATE = "$__rate_interval"
 MODEL = 'model_key=~"$model_key"'
@@ -100,12 +103,15 @@ def uncertainty_heatmap() -> heatmap.Panel:
 
 
 def checkpoint_age() -> stat.Panel:
-    query = Query("time() - stream_al_last_checkpoint_timestamp_seconds", "{{instance}}")
+    # The gauge reads 0 until the first checkpoint: without the filter the age of a replica
+    # that just started is the time since 1970.
+    query = Query("time() - (stream_al_last_checkpoint_timestamp_seconds > 0)", "{{instance}}")
     return (stat.Panel().title("Checkpoint age")
             .description("Seconds since each replica last saved models, gate state, pending "
                          "queries and offsets. A restart replays what came after it. Alert "
-                         "StreamAlCheckpointStale fires past 5 minutes.")
-            .datasource(DATASOURCE).span(6).height(6).unit("s")
+                         "StreamAlCheckpointStale fires past 5 minutes. A replica that has "
+                         "not written its first checkpoint yet is not shown.")
+            .datasource(DATASOURCE).span(6).height(6).unit("s").no_value("no checkpoint yet")
             .with_target(_target(query, "A"))
             .thresholds(_steps((None, "green"), (60, "orange"), (300, "red")))
             .color_mode(common.BigValueColorMode.BACKGROUND))
@@ -119,6 +125,11 @@ def build_info() -> stat.Panel:
             .datasource(DATASOURCE).span(6).height(6).with_target(_target(query, "A"))
             .text_mode(common.BigValueTextMode.NAME)
             .color_mode(common.BigValueColorMode.NONE))
+
+
+def datasource_variable() -> dashboard.DatasourceVariable:
+    return (dashboard.DatasourceVariable(DATASOURCE_VARIABLE).label("Prometheus")
+            .type("prometheus"))
 
 
 def model_variable() -> dashboard.QueryVariable:
@@ -216,12 +227,14 @@ def health_panels() -> Panels:
 
 
 def build() -> dashboard.Dashboard:
-    """The whole dashboard: four rows, a ``model_key`` variable, Prometheus as source."""
+    """The whole dashboard: four rows, a Prometheus ``datasource`` variable and a
+    ``model_key`` variable."""
     board = (dashboard.Dashboard("stream-al").uid(UID).tags(["stream-al", "active-learning"])
              .description("Streaming active learning on the test floor: flow, oracle and "
                           "budget, model quality, health.")
              .refresh("30s").time("now-6h", "now").timezone("browser").editable()
-             .tooltip(DashboardCursorSync.CROSSHAIR).with_variable(model_variable()))
+             .tooltip(DashboardCursorSync.CROSSHAIR)
+             .with_variable(datasource_variable()).with_variable(model_variable()))
     rows: list[tuple[str, Panels]] = [
         ("Flow", flow_panels()), ("Oracle and budget", oracle_panels()),
         ("Model quality", model_panels()), ("Health", health_panels()),

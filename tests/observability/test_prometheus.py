@@ -98,6 +98,19 @@ def test_every_dashboard_expression_returns_data(prometheus: PrometheusServer) -
     assert empty == [], prometheus.log()
 
 
+def test_checkpoint_age_is_shown_after_a_checkpoint_and_not_before_the_first(
+        prometheus: PrometheusServer) -> None:
+    [expr] = dashboard_expressions(DASHBOARD)["Checkpoint age"]
+    gauge = "stream_al_last_checkpoint_timestamp_seconds"
+    assert gauge in expr
+    ages = [float(series["value"][1]) for series in prometheus.query(expand(expr))]
+    assert ages and all(0 < age < 86_400 for age in ages)  # the floor checkpointed 1 h ago
+    # A replica that has not checkpointed yet exposes the gauge at 0.
+    before_first = expr.replace(gauge, f"(0 * {gauge})")
+    assert prometheus.query(expand(before_first)) == []
+    assert prometheus.query(f"time() - (0 * {gauge})") != []  # what the panel used to show
+
+
 def test_every_alert_expression_returns_data_on_a_floor_in_trouble(
         prometheus: PrometheusServer) -> None:
     empty = [name for name, expr in alert_expressions().items()

@@ -299,9 +299,51 @@ def test_grafana_provisioning_matches_compose_and_the_dashboard(compose: dict[st
     [source] = yaml.safe_load(
         (GRAFANA / "provisioning/datasources/prometheus.yml").read_text())["datasources"]
     assert source["url"] == "http://prometheus:9090" and "prometheus" in services(compose)
+    # The dashboard's datasource variable starts at Grafana's default datasource.
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+
+
+def datasource_refs(node: Any) -> list[dict[str, Any]]:
+    """Every ``datasource`` reference anywhere in a dashboard: panels, targets, variables."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in datasource_refs(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["datasource"]] if isinstance(node.get("datasource"), dict) else []
+    return found + [ref for value in node.values() for ref in datasource_refs(value)]
+
+
+def fixed_datasource_uids(board: dict[str, Any]) -> list[str]:
+    """The references that name a datasource by uid instead of the ``datasource`` variable:
+    each breaks when the dashboard is imported into a Grafana without that uid."""
+    return [f"{ref.get('type')}:{ref.get('uid')}" for ref in datasource_refs(board)
+            if ref.get("uid") != "${datasource}" or ref.get("type") != "prometheus"]
+
+
+def test_every_panel_and_variable_reads_the_datasource_variable() -> None:
     board = json.loads((GRAFANA / "dashboards" / "stream-al.json").read_text())
-    used = {t["datasource"]["uid"] for p in board["panels"] for t in p.get("targets", [])}
-    assert used == {source["uid"]}
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == (
+        "datasource", "prometheus")
+    refs = datasource_refs(board)
+    targets = [t for panel in board["panels"] for t in panel.get("targets", [])]
+    assert len(refs) > len(targets) >= 10  # panels and the model variable are walked too
+    assert fixed_datasource_uids(board) == []
+
+
+def test_a_hard_coded_datasource_uid_is_caught() -> None:
+    board = json.loads((GRAFANA / "dashboards" / "stream-al.json").read_text())
+    board["panels"][-1]["targets"][0]["datasource"] = {"type": "prometheus", "uid": "prometheus"}
+    board["templating"]["list"][-1]["datasource"]["uid"] = "P1809F7CD0C75ACF3"
+    assert fixed_datasource_uids(board) == ["prometheus:prometheus",
+                                            "prometheus:P1809F7CD0C75ACF3"]
+
+
+def test_checkpoint_age_is_not_computed_from_the_gauges_zero() -> None:
+    """Before the first checkpoint the gauge reads 0 (metrics.md): time() - 0 is 56 years."""
+    panels = dashboard_expressions(GRAFANA / "dashboards" / "stream-al.json")
+    [expr] = panels["Checkpoint age"]
+    assert "stream_al_last_checkpoint_timestamp_seconds > 0" in expr
 
 
 def test_dashboard_plots_every_metric_and_filters_by_model() -> None:
@@ -311,5 +353,5 @@ def test_dashboard_plots_every_metric_and_filters_by_model() -> None:
     assert [name for name in DESIGN_METRICS if name not in expressions] == []
     assert len(panels) >= 10 and all(exprs for exprs in panels.values())
     variables = json.loads(path.read_text())["templating"]["list"]
-    assert [v["name"] for v in variables] == ["model_key"]
+    assert [v["name"] for v in variables] == ["datasource", "model_key"]
     assert expressions.count('model_key=~"$model_key"') >= 4
