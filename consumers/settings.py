@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,50 @@ class DeskSettings(BaseModel):
         return self
 
 
+#: Kafka's retention.ms for "never delete".
+FOREVER = -1.0
+
+
+def _hours(description: str, default: float) -> Any:
+    return Field(default, description=f"{description}; -1: forever")
+
+
+class RetentionSettings(BaseModel):
+    """How long Kafka keeps each topic family (``retention.ms``), set by ``stream-al topics
+    create``. Requests and labels must outlive what a replica's restore reads: its
+    checkpoint's offsets onward, so the longest outage to survive plus the checkpoint
+    interval (guarantees.md, "Retention")."""
+
+    model_config = _FROZEN
+
+    inputs_hours: float = _hours("hours the input topics keep records", 168.0)
+    predictions_hours: float = _hours("hours the prediction topic keeps predictions", 168.0)
+    requests_hours: float = _hours(
+        "hours the request topic keeps oracle requests: at least labels_hours plus the "
+        "query lifetime (learner.query_ttl_s), so every label kept still finds its request",
+        192.0)
+    labels_hours: float = _hours(
+        "hours the label topic keeps labels: at least the longest outage a replica must "
+        "survive plus the checkpoint interval, and the query lifetime (learner.query_ttl_s)",
+        168.0)
+    dlq_hours: float = _hours("hours the dead-letter topic keeps dead letters", 720.0)
+
+    @field_validator("*")
+    @classmethod
+    def _positive_or_forever(cls, value: float) -> float:
+        if value != FOREVER and value <= 0:
+            raise ValueError("use a number of hours above 0, or -1 to keep forever")
+        return value
+
+    def ms(self, hours: float) -> str:
+        """``retention.ms`` for ``hours``."""
+        return "-1" if hours == FOREVER else str(round(hours * 3_600_000))
+
+
+def _outlives(hours: float, seconds: float) -> bool:
+    return hours == FOREVER or hours * 3600 >= seconds
+
+
 class SecuritySettings(BaseModel):
     """Who may teach the model: the key that signs the daemon's oracle requests."""
 
@@ -190,9 +235,39 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     desk: DeskSettings = DeskSettings()
     security: SecuritySettings = SecuritySettings()
+    retention: RetentionSettings = RetentionSettings()
     state_dir: Path = Field(Path("state"), description="where checkpoints live (0700)")
     poll_max_records: int = Field(500, ge=1, le=100_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_outlives_open_queries(cls, value: RetentionSettings, info: ValidationInfo
+                                         ) -> RetentionSettings:
+        learner = info.data.get("learner")
+        if learner is None:
+            return value  # learner itself is invalid: that error is reported instead
+        ttl_s = learner.query_ttl_s
+        for topic in ("requests", "labels"):
+            hours = getattr(value, f"{topic}_hours")
+            if not _outlives(hours, ttl_s):
+                raise ValueError(
+                    f"retention.{topic}_hours = {hours:g} is shorter than the query lifetime "
+                    f"learner.query_ttl_s = {ttl_s:g} s ({ttl_s / 3600:g} h): open queries "
+                    f"would be deleted before they are answered; raise it to at least "
+                    f"{ttl_s / 3600:g}")
+        if value.labels_hours == FOREVER and value.requests_hours != FOREVER:
+            raise ValueError(
+                f"retention.requests_hours = {value.requests_hours:g} with labels kept forever "
+                "(retention.labels_hours = -1): set retention.requests_hours = -1 too, so "
+                "every label kept still finds its request")
+        if not _outlives(value.requests_hours, value.labels_hours * 3600 + ttl_s):
+            raise ValueError(
+                f"retention.requests_hours = {value.requests_hours:g} must be at least "
+                f"retention.labels_hours + learner.query_ttl_s "
+                f"({value.labels_hours:g} + {ttl_s / 3600:g} h): every label kept must still "
+                "find its request")
+        return value
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -18,8 +18,12 @@ def register(cli: Cli) -> None:
         input_partitions: Annotated[int, typer.Option(
             min=1, help="partitions of the input and prediction topics")] = 6,
         replication: Annotated[int, typer.Option(min=1, help="replication factor")] = 1,
+        apply_retention: Annotated[bool, typer.Option(
+            help="also set the retention.* settings on topics that exist already (a "
+                 "shorter retention deletes what is older)")] = False,
     ) -> None:
-        """Create the input, prediction, request, label, dead-letter and claim topics."""
+        """Create the input, prediction, request, label, dead-letter and claim topics, each
+        kept as long as the retention.* settings say."""
         from kafka.errors import KafkaError
 
         from consumers.kafka.reach import EXIT_NO_BROKER, announce
@@ -27,10 +31,10 @@ def register(cli: Cli) -> None:
         from stream_al.errors import BrokerUnavailable
 
         settings = settings_or_exit("topics create", config, bootstrap_servers)
-        plans = topic_plan(settings.topics, input_partitions)
+        plans = topic_plan(settings.topics, input_partitions, settings.retention)
         announce(settings.kafka)
         try:
-            outcome = create_topics(settings.kafka, plans, replication)
+            outcome = create_topics(settings.kafka, plans, replication, apply_retention)
         except BrokerUnavailable as error:
             fail("topics create", error, EXIT_NO_BROKER)
         except KafkaError as error:

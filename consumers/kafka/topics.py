@@ -6,12 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from consumers.kafka.clients import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES
 from consumers.kafka.reach import unreachable
-from consumers.settings import KafkaSettings
+from consumers.settings import KafkaSettings, RetentionSettings
 from stream_al.topics import TopicNames
 
 _DAY_MS = 86_400_000
@@ -24,23 +24,27 @@ class TopicPlan:
     config: Mapping[str, str]
 
 
-def topic_plan(topics: TopicNames, input_partitions: int = 6) -> list[TopicPlan]:
+def topic_plan(topics: TopicNames, input_partitions: int = 6,
+               retention: RetentionSettings | None = None) -> list[TopicPlan]:
     """Partition counts and retention for every topic the daemon uses.
 
     The label topic has ONE partition: it is the total order every replica applies
-    labels in. Requests and labels are kept forever (they are budget-sized), because a
-    new replica rebuilds its models by replaying them. Claims matter for minutes; a day
-    of them is plenty for a desk to replay at start. Requests, labels and claims are
-    stamped with the broker's append time (``LogAppendTime``): a sender cannot backdate.
+    labels in. Retention comes from ``retention`` (settings ``retention.*``): requests
+    and labels must be kept as long as a replica's restore reads them, from its
+    checkpoint's offsets on (the settings refuse less than the query lifetime). Claims
+    matter for minutes; a day of them is plenty for a desk to replay at start. Requests,
+    labels and claims are stamped with the broker's append time (``LogAppendTime``): a
+    sender cannot backdate.
     """
-    week, month = str(7 * _DAY_MS), str(30 * _DAY_MS)
-    plans = [TopicPlan(name, input_partitions, _config(week)) for name in topics.inputs]
+    keep = retention or RetentionSettings()
+    inputs, predictions = keep.ms(keep.inputs_hours), keep.ms(keep.predictions_hours)
+    plans = [TopicPlan(name, input_partitions, _config(inputs)) for name in topics.inputs]
     return plans + [
-        TopicPlan(topics.predictions, input_partitions, _config(week)),
+        TopicPlan(topics.predictions, input_partitions, _config(predictions)),
         # The broker's append time, not the sender's, judges expiry and latency.
-        TopicPlan(topics.requests, 3, _config("-1", log_time=True)),
-        TopicPlan(topics.labels, 1, _config("-1", log_time=True)),
-        TopicPlan(topics.dlq, 1, _config(month)),
+        TopicPlan(topics.requests, 3, _config(keep.ms(keep.requests_hours), log_time=True)),
+        TopicPlan(topics.labels, 1, _config(keep.ms(keep.labels_hours), log_time=True)),
+        TopicPlan(topics.dlq, 1, _config(keep.ms(keep.dlq_hours))),
         claims_plan(topics.claims),
     ]
 
@@ -60,8 +64,10 @@ def claims_plan(name: str) -> TopicPlan:
 
 
 def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
-                  replication: int = 1) -> dict[str, str]:
-    """Create what is missing; an existing topic is left alone. Returns name → outcome.
+                  replication: int = 1, apply_retention: bool = False) -> dict[str, str]:
+    """Create what is missing. An existing topic keeps its partitions; its retention is
+    changed to the plan's only with ``apply_retention`` (a shorter one deletes data), and
+    otherwise a difference is reported. Returns name → outcome.
 
     Raises :class:`BrokerUnavailable` when no broker answers."""
     try:
@@ -73,18 +79,48 @@ def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
     try:
         existing = set(admin.list_topics())
         for plan in plans:
-            if plan.name in existing:
-                outcome[plan.name] = "exists"
-                continue
-            try:
-                admin.create_topics([NewTopic(plan.name, plan.partitions, replication,
-                                              topic_configs=dict(plan.config))])
-                outcome[plan.name] = f"created ({plan.partitions} partitions)"
-            except TopicAlreadyExistsError:
-                outcome[plan.name] = "exists"
+            if plan.name not in existing:
+                try:
+                    admin.create_topics([NewTopic(plan.name, plan.partitions, replication,
+                                                  topic_configs=dict(plan.config))])
+                    kept = describe_ms(plan.config[RETENTION])
+                    outcome[plan.name] = f"created ({plan.partitions} partitions, kept {kept})"
+                    continue
+                except TopicAlreadyExistsError:
+                    pass  # created meanwhile by someone else: judged as an existing one
+            outcome[plan.name] = _existing(admin, plan, apply_retention)
     finally:
         admin.close()
     return outcome
+
+
+RETENTION = "retention.ms"
+
+
+def _existing(admin: KafkaAdminClient, plan: TopicPlan, apply_retention: bool) -> str:
+    wanted = plan.config[RETENTION]
+    resource = ConfigResource(ConfigResourceType.TOPIC, plan.name, configs=[RETENTION])
+    described = admin.describe_configs([resource], config_filter="all")
+    kept = described.get("topic", {}).get(plan.name, {}).get(RETENTION, {}).get("value")
+    if kept is None or kept == wanted:
+        return "exists"
+    if not apply_retention:
+        return (f"exists, kept {describe_ms(kept)} while the settings say "
+                f"{describe_ms(wanted)}: --apply-retention changes it")
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, plan.name,
+                                        configs={RETENTION: wanted})], incremental=True)
+    return f"exists, retention changed from {describe_ms(kept)} to {describe_ms(wanted)}"
+
+
+def describe_ms(retention_ms: str) -> str:
+    """A retention as a person reads it.
+
+    >>> describe_ms("-1"), describe_ms("604800000"), describe_ms("5400000")
+    ('forever', '168 h', '1.5 h')
+    """
+    if int(retention_ms) < 0:
+        return "forever"
+    return f"{int(retention_ms) / 3_600_000:g} h"
 
 
 def delete_topics(kafka: KafkaSettings, prefix: str) -> None:

@@ -65,7 +65,8 @@ def test_run_hands_the_daemon_every_topic(monkeypatch: pytest.MonkeyPatch) -> No
 def test_topics_create_makes_every_configured_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[str] = []
 
-    def create(kafka: object, plans: list[TopicPlan], replication: int) -> dict[str, str]:
+    def create(kafka: object, plans: list[TopicPlan], replication: int,
+               apply_retention: bool) -> dict[str, str]:
         created.extend(plan.name for plan in plans)
         return {plan.name: "created" for plan in plans}
 
