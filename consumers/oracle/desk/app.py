@@ -5,6 +5,11 @@ name, or a proxy's header: auth.py) and is carried by a signed session cookie; t
 on a label is always the session's, never anything a request body says. Every request
 that reads or changes the queue must come from the desk's own pages (guard.py), and
 every response keeps other pages from framing or scripting the desk (headers.py).
+
+Claims are the engineer's (``DeskService.holder_for`` the session's name), shared by all
+their tabs. An answer's reply carries the view after it (with the next card), and every
+view its version, so the page shows the next card at once and never lets an older view
+replace a newer one.
 """
 
 from __future__ import annotations
@@ -86,12 +91,12 @@ class DeskRoutes:
         name, password = str(body.get("name", "")), str(body.get("password", ""))
         if not await self._password_ok(accounts, name, password):
             raise HTTPException(401, "wrong name or password")
-        self._release_previous(request)
+        self._release_previous(request, name)
         return self._start_session(JSONResponse({"ok": True, "labeler": name}), name)
 
     async def logout(self, request: Request) -> Response:
         session = self._caller(request, write=True)
-        self.service.release(session.holder)
+        self.service.release(self._holder(session))
         next_page = "/login" if self.auth.identity.logs_in else "/"
         return self._end_session(JSONResponse({"ok": True, "next": next_page}))
 
@@ -102,7 +107,7 @@ class DeskRoutes:
 
     async def state(self, request: Request) -> Response:
         session = self._caller(request)
-        return JSONResponse(await run_in_threadpool(self.service.view, session.holder,
+        return JSONResponse(await run_in_threadpool(self.service.view, self._holder(session),
                                                     session.user))
 
     async def events(self, request: Request) -> Response:
@@ -114,21 +119,37 @@ class DeskRoutes:
         session = self._caller(request, write=True)
         body = await _json_object(request)
         query_id, label = str(body.get("query_id", "")), str(body.get("label", ""))
+        holder = self._holder(session)
         try:
-            sent = await run_in_threadpool(self.service.answer, query_id, label,
-                                           session.holder, session.user)
+            sent = await run_in_threadpool(self.service.answer, query_id, label, holder,
+                                           session.user)
         except LabelRefused as refused:
             return _error(refused.reason, 409)
         except BrokerUnavailable as error:
             return _error(str(error), 503)
+        view = await run_in_threadpool(self.service.next_view, holder, session.user)
         return JSONResponse({"ok": True, "query_id": sent.query_id, "label": sent.label,
-                             "labeler": sent.labeler})
+                             "labeler": sent.labeler, "view": view})
 
     async def skip(self, request: Request) -> Response:
         session = self._caller(request, write=True)
         body = await _json_object(request)
-        self.service.skip(str(body.get("query_id", "")), session.holder)
-        return JSONResponse({"ok": True})
+        holder = self._holder(session)
+        self.service.skip(str(body.get("query_id", "")), holder)
+        view = await run_in_threadpool(self.service.next_view, holder, session.user)
+        return JSONResponse({"ok": True, "view": view})
+
+    async def take(self, request: Request) -> Response:
+        """Open the card of a clicked queue row instead of the current one."""
+        session = self._caller(request, write=True)
+        body = await _json_object(request)
+        holder = self._holder(session)
+        try:
+            self.service.take(str(body.get("query_id", "")), holder, session.user)
+        except LabelRefused as refused:
+            return _error(refused.reason, 409)
+        view = await run_in_threadpool(self.service.next_view, holder, session.user)
+        return JSONResponse({"ok": True, "view": view})
 
     async def _stream(self, request: Request, session: Session) -> AsyncIterator[str]:
         state, seen, sent_at = self.service.state, -1, 0.0
@@ -137,7 +158,8 @@ class DeskRoutes:
             if state.version != seen or time.monotonic() - sent_at > _REFRESH_S:
                 seen, sent_at = state.version, time.monotonic()
                 # In a thread: a claim sent to Kafka may wait for topic metadata.
-                view = await run_in_threadpool(self.service.view, session.holder, session.user)
+                view = await run_in_threadpool(self.service.view, self._holder(session),
+                                               session.user)
                 yield f"data: {json.dumps(view, separators=(',', ':'))}\n\n"
             await asyncio.sleep(_TICK_S)
 
@@ -153,6 +175,9 @@ class DeskRoutes:
         if write and not self.auth.sessions.csrf_ok(session, token):
             raise HTTPException(403, f"refused: no valid {CSRF_HEADER} (reload the page)")
         return session
+
+    def _holder(self, session: Session) -> str:
+        return self.service.holder_for(session.user)
 
     def _session(self, request: Request) -> Session | None:
         session = self.auth.sessions.read(request.cookies.get(SESSION_COOKIE))
@@ -174,11 +199,12 @@ class DeskRoutes:
             await asyncio.sleep(max(0.0, FAILED_LOGIN_S - (time.monotonic() - started)))
         return right
 
-    def _release_previous(self, request: Request) -> None:
-        # A new login is a new holder: the card the old session held goes back in line.
+    def _release_previous(self, request: Request, name: str) -> None:
+        # Someone else logs in on this browser: the card the previous person held goes
+        # back in line (the same person logging in again keeps theirs).
         previous = self.auth.sessions.read(request.cookies.get(SESSION_COOKIE))
-        if previous is not None:
-            self.service.release(previous.holder)
+        if previous is not None and previous.user != name:
+            self.service.release(self._holder(previous))
 
     def _start_session(self, response: Response, name: str) -> Response:
         _, cookie = self.auth.sessions.issue(name, self.auth.identity.stamp(name))
@@ -207,6 +233,7 @@ def create_app(service: DeskService, auth: DeskAuth) -> Starlette:
         Route("/api/events", routes.events),
         Route("/api/label", routes.label, methods=["POST"]),
         Route("/api/skip", routes.skip, methods=["POST"]),
+        Route("/api/take", routes.take, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: _refused})

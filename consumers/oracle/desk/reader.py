@@ -3,12 +3,17 @@
 No consumer group: every desk (and terminal) reads every partition of the request, label
 and claim topics, so each rebuilds the same queue and the same claims, and a label sent
 from anywhere removes its card everywhere.
+
+kafka-python's polls return nothing, not an error, while the broker is away, so the
+reader asks the broker for the end offsets every ``_PROBE_S`` and tells the state whether
+it answered (the page's "Kafka unreachable" banner comes and goes with it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -16,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.kafka.clients import make_consumer
-from consumers.kafka.sources import partitions_of, to_message
+from consumers.kafka.sources import partitions_of, probe, to_message
 from consumers.oracle.desk.state import DeskState
 from consumers.settings import KafkaSettings
 from stream_al.auth import RequestSigner
@@ -26,6 +31,9 @@ from stream_al.topics import TopicNames
 
 log = logging.getLogger("stream_al.desk")
 _RETRY_S = 2.0
+#: Seconds between probes of the broker, and how long one may wait for its answer.
+_PROBE_S = 2.0
+_PROBE_TIMEOUT_MS = 2_000
 
 
 def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
@@ -41,11 +49,15 @@ def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
     names = [topics.requests, topics.labels] + ([claims_topic] if claims_topic else [])
     try:
         ends = _assign(consumer, names, state, stop)
+        next_probe = time.monotonic() + _PROBE_S
         while ends is not None and not stop.is_set():
             try:
                 _poll_once(consumer, topics, state, poll_ms, signer)
                 if not state.caught_up and _reached(consumer, ends):
                     state.set_caught_up()
+                if time.monotonic() >= next_probe:
+                    _probe(consumer, list(ends), state)
+                    next_probe = time.monotonic() + _PROBE_S
             except KafkaError as error:
                 state.set_problem(f"Kafka: {error}; retrying")
                 stop.wait(_RETRY_S)
@@ -68,6 +80,20 @@ def _assign(consumer: KafkaConsumer, names: list[str], state: DeskState,
             log.warning("desk: %s", error)
             stop.wait(_RETRY_S)
     return None
+
+
+def _probe(consumer: KafkaConsumer, partitions: list[TopicPartition], state: DeskState
+           ) -> None:
+    try:
+        probe(consumer, partitions, _PROBE_TIMEOUT_MS)
+    except BrokerUnavailable as error:
+        if state.kafka_reachable:
+            log.warning("desk: Kafka unreachable (%s)", error)
+        state.set_kafka_reachable(False)
+        return
+    if not state.kafka_reachable:
+        log.info("desk: Kafka reachable again")
+    state.set_kafka_reachable(True)
 
 
 def _poll_once(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,

@@ -5,7 +5,11 @@ cannot both get one through) and the send is awaited: the person is told "labell
 once the broker has it; if it is not delivered the card comes back.
 
 Every desk and terminal on the same topics shares its claims through ``topics.claims``;
-with ``desk.local_claims`` set, claims live in this process only.
+with ``desk.local_claims`` set, claims live in this process only. Claims are made in the
+name of the engineer (``holder_for``), not of a tab: three tabs of one person hold one card.
+
+While the reader's probe finds the broker away, answers are refused at once with
+``KAFKA_DOWN`` (rather than after the send's 15 s), and no claim is sent.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from consumers.kafka.sink import KafkaSink
 from consumers.kafka.topics import claims_plan, create_topics
 from consumers.oracle.desk.cards import JSON
 from consumers.oracle.desk.reader import read_topics
-from consumers.oracle.desk.state import DeskState
+from consumers.oracle.desk.state import KAFKA_DOWN, DeskState, holder_for
 from consumers.settings import Settings
 from stream_al.bus import Outgoing
 from stream_al.codec import encode
@@ -31,6 +35,8 @@ from stream_al.records import OracleLabel, OracleRequest
 
 log = logging.getLogger("stream_al.desk")
 _SEND_TIMEOUT_S = 15.0
+#: How long an answer's reply waits for the claim on the next card to be read back.
+NEXT_CARD_WAIT_S = 1.0
 
 
 class DeskService:
@@ -65,8 +71,23 @@ class DeskService:
         if self._sink is not None:
             self._sink.close()
 
+    @staticmethod
+    def holder_for(labeler: str) -> str:
+        return holder_for(labeler)
+
     def view(self, holder: str, labeler: str) -> JSON:
         return self.state.view(holder, labeler, _now())
+
+    def next_view(self, holder: str, labeler: str, wait_s: float = NEXT_CARD_WAIT_S) -> JSON:
+        """The view after an answer, skip or take: once the next card's claim is read
+        back (or ``wait_s`` passed), so the reply shows the next card itself."""
+        self.state.view(holder, labeler, _now())  # sends the claim if none is on its way
+        self.state.wait_for_card(holder, labeler, _now(), wait_s)
+        return self.state.view(holder, labeler, _now())
+
+    def take(self, query_id: str, holder: str, labeler: str) -> None:
+        """Open this card instead of the current one; raises ``LabelRefused``."""
+        self.state.take(query_id, holder, labeler, _now())
 
     def current(self, holder: str, labeler: str) -> OracleRequest | None:
         return self.state.current(holder, labeler, _now())
@@ -78,6 +99,8 @@ class DeskService:
             OracleLabel(query_id=query_id, label=label, labeler=labeler, labeled_at=_now())
         except ValidationError:
             raise LabelRefused("a label must be 1 to 256 characters") from None
+        if not self.state.kafka_reachable:
+            raise BrokerUnavailable(KAFKA_DOWN)
         message, request = self.state.begin_answer(query_id, label, holder, labeler, _now())
         try:
             self._send(message)
@@ -98,9 +121,15 @@ class DeskService:
     def _publish_claim(self, payload: bytes) -> None:
         # Not awaited: the claim takes effect when the reader reads it back; one that is
         # lost is simply made again (DeskState.CLAIM_TIMEOUT).
-        if self._sink is not None:
-            assert self.claims_topic is not None
+        # Called under the state's lock: with the broker away a send could block for
+        # seconds (metadata), so none is tried; the claim is made again once it is back.
+        if self._sink is None or not self.state.kafka_reachable:
+            return
+        assert self.claims_topic is not None
+        try:
             self._sink.send(Outgoing(self.claims_topic, None, payload))
+        except BrokerUnavailable as error:
+            log.warning("claim not sent: %s", error)
 
     def _create_claims_topic(self, name: str) -> None:
         try:

@@ -1,7 +1,12 @@
 """The desk's shared state: the queue plus what the page shows around it, behind one lock.
 
 The Kafka reader thread writes here; web requests and the terminal read and claim. Every
-change bumps ``version`` (and wakes waiters), which is how live updates know to re-send.
+change bumps ``version`` (and wakes waiters), which is how live updates know to re-send;
+each view carries the version it was made at, so a page never lets an older view (a slow
+reply) replace a newer one (a live update).
+
+A holder is a person (``holder_for``): every tab and terminal of one engineer shows the
+same card, and one engineer holds at most one claim.
 
 Claims go out through ``publish`` and take effect when read back (``read_claim``), in
 log order, so several processes agree; without a claim topic, ``publish`` hands the
@@ -11,12 +16,14 @@ claim straight back and it takes effect at once.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from consumers.oracle.desk.cards import JSON, ClassBook, DieAtlas, card, summary
+from consumers.oracle.desk.cards import JSON, ClassBook, DieAtlas, Population, card, summary
 from consumers.oracle.desk.claims import DeskClaim, decode_claim
 from stream_al.codec import decode_label, decode_request, encode
 from stream_al.desk_queue import DeskQueue, LabelRefused
@@ -28,6 +35,15 @@ log = logging.getLogger("stream_al.desk")
 QUEUE_SHOWN = 50
 #: A claim not read back within this long (lost, or no claim topic yet) is tried again.
 CLAIM_TIMEOUT = timedelta(seconds=5)
+#: Z-scores kept for this many requests (far more than a queue holds).
+_SCORES_KEPT = 50_000
+#: What the page and terminal say while the broker does not answer.
+KAFKA_DOWN = "Kafka unreachable: answers cannot be sent"
+
+
+def holder_for(labeler: str) -> str:
+    """The holder of everything ``labeler`` does, from any tab or terminal."""
+    return f"engineer:{labeler}"
 
 
 @dataclass
@@ -54,9 +70,14 @@ class DeskState:
         self.counts = DeskCounts()
         self.classes = ClassBook()
         self.atlas = DieAtlas()
+        self.population = Population()
+        # query id → its values' z-scores when it arrived (oldest forgotten first)
+        self._scores: OrderedDict[str, dict[str, float]] = OrderedDict()
         self.caught_up = False
+        self.kafka_reachable = True
         self.problem: str | None = None
         self.version = 0
+        self.instance = secrets.token_hex(4)  # versions count from 0 in each process
         self._changed = threading.Condition()
 
     # --- written by the Kafka reader -------------------------------------------------
@@ -75,6 +96,10 @@ class DeskState:
             if self.queue.add(request, now):
                 self.classes.see_request(request)
                 self.atlas.see(request.record)
+                self._scores[request.query_id] = self.population.scores(request.record)
+                if len(self._scores) > _SCORES_KEPT:
+                    self._scores.popitem(last=False)
+                self.population.see(request.record)
                 self._bump()
 
     def read_label(self, payload: bytes, where: str) -> None:
@@ -91,6 +116,7 @@ class DeskState:
             request = self.queue.get(label.query_id)
             if request is not None:
                 self.classes.see_label(request.model_key, label.label)
+                self.atlas.see_label(request.record, label.label)
             if self.queue.answered(label.query_id, label.labeler, label.labeled_at):
                 self.counts.answered_elsewhere += 1
                 self._bump()
@@ -135,6 +161,13 @@ class DeskState:
             self.caught_up, self.problem = True, None
             self._bump()
 
+    def set_kafka_reachable(self, reachable: bool) -> None:
+        """Whether the broker answered the reader's last probe."""
+        with self._changed:
+            if reachable != self.kafka_reachable:
+                self.kafka_reachable = reachable
+                self._bump()
+
     def set_problem(self, problem: str | None) -> None:
         with self._changed:
             if problem != self.problem:
@@ -149,13 +182,41 @@ class DeskState:
             current = self._current(holder, labeler, now)
             waiting = self.queue.waiting(holder, now)
             return {
+                "version": self.version, "instance": self.instance,
                 "labeler": labeler,
                 "card": None if current is None else card(
-                    current, self._classes_for(current), self.atlas, now),
+                    current, self._classes_for(current), self.atlas, now,
+                    self._scores.get(current.query_id)),
+                # A claim is on its way: the next card is coming, the queue is not empty.
+                "claiming": current is None and self._pending(holder, now),
                 "queue": [summary(r, now) for r in waiting[:QUEUE_SHOWN]],
                 "queue_size": len(waiting),
                 "status": self._status(holder, now),
             }
+
+    def take(self, query_id: str, holder: str, labeler: str, now: datetime) -> None:
+        """Claim this card for ``holder`` instead of its current one (a queue row was
+        clicked); raises ``LabelRefused`` if it is not free for this holder."""
+        with self._changed:
+            if not self.caught_up:
+                raise LabelRefused("the desk is still reading the topics")
+            if self.queue.held(holder, now) is not None and \
+                    self.queue.held_by(holder) == query_id:
+                return
+            if query_id not in {r.query_id for r in self.queue.waiting(holder, now)}:
+                raise LabelRefused(f"{query_id} is not open here, or someone else has it")
+            self._claiming[holder] = now
+            self._publish(encode(DeskClaim(query_id=query_id, holder=holder, labeler=labeler,
+                                           at=now, until=now + self.queue.lease)))
+            self._bump()
+
+    def wait_for_card(self, holder: str, labeler: str, now: datetime, timeout_s: float
+                      ) -> None:
+        """Wait (up to ``timeout_s``) until ``holder``'s claim on its next card is read
+        back, so an answer's reply can carry the next card rather than an empty one."""
+        with self._changed:
+            if self._current(holder, labeler, now) is None and self._pending(holder, now):
+                self._changed.wait_for(lambda: holder not in self._claiming, timeout=timeout_s)
 
     def current(self, holder: str, labeler: str, now: datetime) -> OracleRequest | None:
         with self._changed:
@@ -176,6 +237,7 @@ class DeskState:
             message = OracleLabel(query_id=query_id, label=label, labeler=labeler, labeled_at=now)
             self.queue.answered(query_id, labeler, now)
             self.classes.see_label(request.model_key, message.label)
+            self.atlas.see_label(request.record, message.label)
             self.counts.labelled_here += 1
             self._bump()
             return message, request
@@ -230,13 +292,19 @@ class DeskState:
                                        labeler=labeler, at=now, until=now + self.queue.lease)))
         return self.queue.held(holder, now)  # already ours if the claim came straight back
 
+    def _pending(self, holder: str, now: datetime) -> bool:
+        sent = self._claiming.get(holder)
+        return sent is not None and now - sent < CLAIM_TIMEOUT
+
     def _classes_for(self, request: OracleRequest) -> list[str]:
         return self.classes.classes(request.model_key)
 
     def _status(self, holder: str, now: datetime) -> JSON:
         return {**asdict(self.counts), "open": len(self.queue), "expired": self.queue.expired,
                 "claimed_by_others": self.queue.claimed_by_others(holder, now),
-                "caught_up": self.caught_up, "problem": self.problem}
+                "caught_up": self.caught_up, "problem": self.problem,
+                "kafka": "ok" if self.kafka_reachable else "unreachable",
+                "kafka_down": None if self.kafka_reachable else KAFKA_DOWN}
 
     def _bump(self) -> None:
         self.version += 1
