@@ -105,8 +105,8 @@ Step = str | Callable[[], None]
 
 
 class ScriptedLines:
-    """The terminal labeller's input: each poll answers with the next step (a typed line,
-    or an action and then no line); EOF once the script is done."""
+    """The terminal labeller's input: each poll answers with the next step (a key or a
+    typed line, or an action and then nothing); EOF once the script is done."""
 
     def __init__(self, *steps: Step) -> None:
         self.steps = list(steps)
@@ -119,6 +119,8 @@ class ScriptedLines:
             step()
             return None
         return step
+
+    poll_line = poll  # a new class's name is the next step too
 
 
 def produce(bootstrap: str, topic: str, *payloads: OracleRequest | OracleLabel | bytes) -> None:

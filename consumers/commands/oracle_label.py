@@ -25,14 +25,18 @@ def register(cli: Cli) -> None:
         claim_minutes: ClaimMinutesOption = None,
         local_claims: LocalClaimsOption = None,
     ) -> None:
-        """Label queries one card at a time: a class number, n (new class), s (skip), q."""
+        """Label queries one card at a time, one key each: a class number, n (new class),
+        s (skip), ] and [ (more measurements), q (quit). From a pipe: one line each."""
         import getpass
+        import os
+        import sys
+        from contextlib import nullcontext
 
         from rich.console import Console
 
         from consumers.kafka.reach import EXIT_NO_BROKER, announce
         from consumers.oracle.desk.service import DeskService
-        from consumers.oracle.terminal.labeller import FileLines, TerminalLabeller
+        from consumers.oracle.terminal.labeller import FileLines, TerminalKeys, TerminalLabeller
         from stream_al.errors import BrokerUnavailable, StreamAlError
 
         # Warnings only: connection chatter would scroll the card away.
@@ -55,6 +59,11 @@ def register(cli: Cli) -> None:
             # No markup or emoji parsing at all: the labeller prints records as Text, and
             # a string that slipped through must still show as typed.
             console = Console(highlight=False, markup=False, emoji=False)
-            raise typer.Exit(TerminalLabeller(service, name, console, FileLines()).run())
+            fd = sys.stdin.fileno()
+            # A terminal answers on one keypress (its mode restored however we leave).
+            keys = TerminalKeys(fd) if os.isatty(fd) else FileLines(fd)
+            with keys if isinstance(keys, TerminalKeys) else nullcontext(keys):
+                code = TerminalLabeller(service, name, console, keys).run()
+            raise typer.Exit(code)
         finally:
             service.stop()
