@@ -12,15 +12,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from typing import Any
 
 import typer
 
 from consumers import commands
+from consumers.commands._options import LoggingGroup
 from stream_al import __version__
 
 
-def _group(name: str, help_text: str) -> typer.Typer:
-    return typer.Typer(name=name, help=help_text, no_args_is_help=True, add_completion=False)
+def _group(name: str, help_text: str, **options: Any) -> typer.Typer:
+    return typer.Typer(name=name, help=help_text, no_args_is_help=True, add_completion=False,
+                       **options)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ def _print_version(value: bool) -> None:
 
 
 def build_cli() -> typer.Typer:
-    app = _group("stream-al", "Streaming active learning for ATE test floors.")
+    # LoggingGroup gives every command --log-level.
+    app = _group("stream-al", "Streaming active learning for ATE test floors.",
+                 cls=LoggingGroup)
 
     @app.callback()
     def _root(

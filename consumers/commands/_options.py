@@ -7,10 +7,12 @@ Not a command (the leading underscore keeps the CLI from registering it).
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from consumers.settings import Settings
@@ -46,10 +48,87 @@ def settings_or_exit(command: str, config: Path | None, bootstrap_servers: str |
         fail(command, error)
 
 
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+#: The level given by ``--log-level``, which wins over each command's own default.
+_requested_level: int | None = None
+_DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_early_handler = logging.StreamHandler()
+
+
 def setup_logging(level: int | str = logging.INFO, *, kafka_level: int = logging.WARNING,
-                  handler: logging.Handler | None = None,
-                  fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
-    """Our log lines at ``level``; kafka-python, which narrates every connection at INFO,
-    at ``kafka_level`` or quieter."""
+                  handler: logging.Handler | None = None, fmt: str = _DEFAULT_FORMAT) -> None:
+    """Our log lines at ``level`` (``--log-level`` wins); kafka-python, which narrates every
+    connection at INFO, at ``kafka_level`` or quieter, unless ``--log-level debug`` asks
+    for everything."""
+    if _requested_level is not None:
+        level = _requested_level
+        if _requested_level <= logging.DEBUG:
+            fmt = _DEFAULT_FORMAT  # debugging needs to know which library said what
+    if _early_handler in logging.root.handlers:
+        logging.root.removeHandler(_early_handler)  # the command's own handler and format
     logging.basicConfig(level=level, format=fmt, handlers=[handler] if handler else None)
+    if _requested_level is not None:
+        logging.root.setLevel(level)  # basicConfig leaves a configured root alone
+        if _requested_level <= logging.DEBUG:
+            kafka_level = logging.DEBUG
     logging.getLogger("kafka").setLevel(max(kafka_level, logging.root.level))
+
+
+def _request_log_level(value: LogLevel | None) -> None:
+    global _requested_level  # one process runs one command: the option sets it once
+    if value is None:
+        return
+    _requested_level = logging.getLevelNamesMapping()[value.value.upper()]
+    # For commands that never call setup_logging; one that does replaces this handler.
+    if not logging.root.handlers:
+        _early_handler.setFormatter(logging.Formatter(_DEFAULT_FORMAT))
+        logging.root.addHandler(_early_handler)
+    logging.root.setLevel(_requested_level)
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, _requested_level)
+                                        if _requested_level > logging.DEBUG else logging.DEBUG)
+
+
+def log_level_option() -> Any:
+    """``--log-level`` as a parameter object to add to any command (see ``add_log_level``),
+    made by typer itself from a declaration, so it parses and shows in help like the
+    command's own options."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def declaration(log_level: Annotated[LogLevel | None, typer.Option(
+        case_sensitive=False, callback=_request_log_level, is_eager=True,
+        help="how much to log on stderr (default: info for stream-al's lines, warning for "
+             "the Kafka client's; debug shows both)")] = None) -> None:
+        """Only declares the option."""
+
+    parameter = typer.main.get_command(probe).params[0]
+    parameter.expose_value = False  # the command functions do not take it
+    return parameter
+
+
+def add_log_level(command: Any) -> None:
+    """Give ``command`` and everything under it ``--log-level``."""
+    if not any(param.name == "log_level" for param in command.params):
+        command.params.append(log_level_option())
+    for child in getattr(command, "commands", {}).values():
+        add_log_level(child)
+
+
+class LoggingGroup(TyperGroup):
+    """The root group: every command under it takes ``--log-level``, so no command module
+    has to declare it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_log_level(self)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        global _requested_level  # each run of the CLI starts from the commands' defaults
+        _requested_level = None
+        return super().make_context(*args, **kwargs)

@@ -31,8 +31,14 @@ def register(cli: Cli) -> None:
             help="exit after this many seconds with nothing to do")] = None,
         max_labels: Annotated[int | None, typer.Option(min=1, help="exit after N labels")]
         = None,
+        progress_every: Annotated[float, typer.Option(
+            min=0.1, help="seconds between progress lines (only when something changed)")]
+        = 10.0,
     ) -> None:
-        """Answer oracle requests from ground truth, after a delay, with optional noise."""
+        """Answer oracle requests from ground truth, after a delay, with optional noise.
+
+        A request with no truth (no --truth entry, no label in its record) is not answered
+        and offsets are not committed past it: it is read again at the next start."""
         from consumers.oracle.simulate import make_oracle, run_oracle
 
         shared.setup_logging(fmt="%(asctime)s %(levelname)s %(message)s")
@@ -49,7 +55,7 @@ def register(cli: Cli) -> None:
 
         try:
             code = run_oracle(settings, oracle, stop, idle_exit_s=idle_exit,
-                              max_labels=max_labels)
+                              max_labels=max_labels, progress_every_s=progress_every)
         except BrokerUnavailable as error:
             shared.fail("oracle simulate", error, EXIT_NO_BROKER)
         raise typer.Exit(code)

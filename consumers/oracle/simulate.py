@@ -1,8 +1,8 @@
 """``stream-al oracle simulate`` on Kafka: read requests, answer from truth, produce labels.
 
-Offsets are committed only after the labels they produced are flushed, so a crash
-answers some queries twice (the daemon counts the second as a duplicate) but never
-loses one.
+Offsets are committed only up to the first request not answered yet (its label not
+delivered, or no truth for it), so a crash answers some queries twice (the daemon counts
+the second as a duplicate) but never loses one.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import csv
 import json
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.kafka.clients import make_consumer
@@ -62,10 +64,53 @@ def lookup(truth_file: Path | None) -> TruthLookup:
     return from_table
 
 
+#: How to give the simulator truth, said when a request has none.
+TRUTH_HINT = ("give it truth with --truth FILE (CSV record_id,label or JSONL), or produce "
+              "records that carry their label (stream-al produce --label-from "
+              "pass_fail|hard_bin|soft_bin)")
+#: Requests without truth named one by one before the progress line only counts them.
+_NAMED_UNANSWERABLE = 10
+
+
+class Held:
+    """Requests read but not answered yet, by partition: offsets are committed only up to
+    the first of them, so a restart reads them again instead of losing them. One with no
+    truth stays held for good (until truth is given and the simulator restarted)."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[TopicPartition, set[int]] = {}
+        self._by_query: dict[str, list[tuple[TopicPartition, int]]] = {}
+        self.without_truth = 0
+
+    def hold(self, tp: TopicPartition, offset: int, query_id: str | None) -> None:
+        """``query_id`` None: no truth, never released."""
+        self._offsets.setdefault(tp, set()).add(offset)
+        if query_id is None:
+            self.without_truth += 1
+        else:
+            self._by_query.setdefault(query_id, []).append((tp, offset))
+
+    def release(self, query_id: str) -> None:
+        """The label of ``query_id`` is delivered."""
+        held = self._by_query.get(query_id)
+        if not held:
+            return
+        tp, offset = held.pop(0)
+        if not held:
+            del self._by_query[query_id]
+        self._offsets[tp].discard(offset)
+
+    def committable(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """The offset to commit per partition: the first held one, else the position."""
+        return {tp: min(self._offsets.get(tp) or {position}) for tp, position in
+                positions.items()}
+
+
 def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Event,
                group: str = "stream-al-oracle-simulator", idle_exit_s: float | None = None,
-               max_labels: int | None = None) -> int:
-    """Answer until stopped, idle for ``idle_exit_s``, or ``max_labels`` sent."""
+               max_labels: int | None = None, progress_every_s: float = 10.0) -> int:
+    """Answer until stopped, idle for ``idle_exit_s``, or ``max_labels`` sent; a progress
+    line every ``progress_every_s`` while something happens."""
     announce(settings.kafka)
     try:
         consumer = make_consumer(settings.kafka, group)
@@ -73,25 +118,31 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
         raise unreachable(settings.kafka) from error
     consumer.subscribe([settings.topics.requests])
     sink: KafkaSink[Outgoing] = KafkaSink.connect(settings.kafka)
-    sent, last_activity = 0, datetime.now(UTC)
+    progress = _Progress(progress_every_s)
+    held = Held()
+    last_activity = datetime.now(UTC)
     signer = settings.security.signer()
+    delivered = True
     try:
-        while not stop.is_set() and (max_labels is None or sent < max_labels):
+        while not stop.is_set() and (max_labels is None or progress.sent < max_labels):
             now = datetime.now(UTC)
-            for records in consumer.poll(timeout_ms=200).values():
+            for tp, records in consumer.poll(timeout_ms=200).items():
                 for record in records:
-                    _offer(oracle, to_message(record), signer, now)
+                    _offer(oracle, to_message(record), signer, now, held, tp, progress)
                     last_activity = now
             for label in oracle.due(now):
                 sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
                                    encode(label)))
-                sent += 1
+                held.release(label.query_id)  # committed only once the flush below holds
+                progress.sent += 1
                 last_activity = now
             sink.flush()
             if failures := sink.take_failures():
+                delivered = False
                 raise BrokerUnavailable(f"{len(failures)} labels were not delivered "
                                         f"({failures[0].reason})")
-            consumer.commit_async()
+            _commit(consumer, held)
+            progress.maybe_report(len(oracle), held.without_truth)
             idle = (now - last_activity).total_seconds()
             if idle_exit_s is not None and idle >= idle_exit_s and not len(oracle):
                 break
@@ -100,14 +151,55 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
         return 1
     finally:
         sink.flush()
-        consumer.close(autocommit=not sink.take_failures())
+        if delivered and not sink.take_failures():
+            _commit(consumer, held, final=True)
+        consumer.close(autocommit=False)
         sink.close()
-    log.info("sent %d labels; %d queries had no known truth", sent, oracle.unanswerable)
+    summary = f"sent {progress.sent} labels; {oracle.unanswerable} queries had no known truth"
+    if held.without_truth:
+        summary += f" (not committed past them, so they are read again next time: {TRUTH_HINT})"
+    log.info("%s", summary)
     return 0
 
 
+def _commit(consumer: KafkaConsumer, held: Held, final: bool = False) -> None:
+    positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
+    offsets = {tp: OffsetAndMetadata(offset, "", -1)
+               for tp, offset in held.committable(positions).items()}
+    if not offsets:
+        return
+    if final:
+        try:
+            consumer.commit(offsets)
+        except KafkaError as error:  # the next start reads a little again: nothing lost
+            log.warning("could not commit the last offsets: %s", error)
+    else:
+        consumer.commit_async(offsets)
+
+
+class _Progress:
+    """A line now and then, while the simulator works, so a quiet terminal is not taken
+    for a stuck one."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.read = self.sent = 0
+        self._said_at = time.monotonic()
+        self._said: tuple[int, ...] = (0, 0, 0)
+
+    def maybe_report(self, waiting: int, without_truth: int) -> None:
+        now = time.monotonic()
+        counts = (self.read, self.sent, without_truth)
+        if now - self._said_at < self.every_s or counts == self._said:
+            return
+        self._said_at, self._said = now, counts
+        log.info("progress: %d requests read, %d labels sent, %d waiting for their delay, "
+                 "%d without truth", self.read, self.sent, waiting, without_truth)
+
+
 def _offer(oracle: SimulatedOracle, message: Message, signer: RequestSigner | None,
-           now: datetime) -> None:
+           now: datetime, held: Held, tp: TopicPartition, progress: _Progress) -> None:
+    progress.read += 1
     if signer is not None and not signer.verify(message):
         log.warning("skipping a request that is not signed with security.request_key (%s)",
                     message.where)
@@ -117,7 +209,15 @@ def _offer(oracle: SimulatedOracle, message: Message, signer: RequestSigner | No
     except DecodeError as error:
         log.warning("skipping a malformed request: %s", error.reason)
         return
-    if not oracle.offer(request, now):
+    if oracle.offer(request, now):
+        held.hold(tp, message.offset, request.query_id)
+        return
+    held.hold(tp, message.offset, None)
+    if held.without_truth == 1:
+        log.warning("no truth for record %s (query %s): not answered, and not committed "
+                    "past, so it is read again at the next start; %s", request.record_id,
+                    request.query_id, TRUTH_HINT)
+    elif held.without_truth <= _NAMED_UNANSWERABLE:
         log.warning("no truth for record %s (query %s): not answered", request.record_id,
                     request.query_id)
 

@@ -1,0 +1,127 @@
+"""``stream-al oracle simulate`` as a person runs it, on the real broker: a request it has
+no truth for is not answered and not committed past, the message says how to give truth,
+a progress line shows while it works, and kafka-python's INFO chatter stays off unless
+``--log-level`` asks for it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from stream_al.codec import decode_label, encode
+from tests.factories import parametric, request
+
+pytestmark = pytest.mark.integration
+
+STREAM_AL = Path(sys.executable).parent / "stream-al"
+GROUP = "stream-al-oracle-simulator"  # the command's own group
+HINT = ("give it truth with --truth FILE (CSV record_id,label or JSONL), or produce records "
+        "that carry their label (stream-al produce --label-from pass_fail|hard_bin|soft_bin)")
+
+
+def simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(STREAM_AL), "oracle", "simulate", "--delay", "0",
+                           "--idle-exit", "4", "--progress-every", "0.2", *args],
+                          capture_output=True, text=True, env=env, timeout=180, check=False)
+
+
+@pytest.fixture
+def oracle_env(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
+               unique_topic: Callable[..., str]) -> dict[str, str]:
+    """One-partition request and label topics with three requests: r-1 and r-3 carry
+    their label, r-2 (offset 1) has none."""
+    requests, labels = create_topic(unique_topic("requests"), 1), create_topic(
+        unique_topic("labels"), 1)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for record_id, truth in (("r-1", "pass"), ("r-2", None), ("r-3", "fail")):
+        asked = request(record_id, record=parametric(record_id, label=truth))
+        producer.send(requests, key=asked.query_id.encode(), value=encode(asked))
+    producer.flush()
+    producer.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+    return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+                  "STREAM_AL_TOPICS__REQUESTS": requests, "STREAM_AL_TOPICS__LABELS": labels}
+
+
+def labels_on(env: dict[str, str]) -> list[str]:
+    consumer = KafkaConsumer(env["STREAM_AL_TOPICS__LABELS"], group_id=None,
+                             bootstrap_servers=env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"],
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    try:
+        return [decode_label(message.value).query_id for message in consumer]
+    finally:
+        consumer.close()
+
+
+def committed(env: dict[str, str]) -> int | None:
+    admin = KafkaAdminClient(bootstrap_servers=env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"])
+    try:
+        offsets = admin.list_group_offsets(GROUP)[GROUP]
+    finally:
+        admin.close()
+    found = offsets.get(TopicPartition(env["STREAM_AL_TOPICS__REQUESTS"], 0))
+    return None if found is None else found.offset
+
+
+def test_a_request_without_truth_is_held_named_with_the_fix_and_answered_once_truth_comes(
+        oracle_env: dict[str, str], tmp_path: Path) -> None:
+    first = simulate(oracle_env)
+    assert first.returncode == 0, first.stderr
+    r1, r2, r3 = (request(r).query_id for r in ("r-1", "r-2", "r-3"))
+    assert labels_on(oracle_env) == [r1, r3]
+    # The first request without truth says what to do, once; the summary says it again.
+    assert first.stderr.count(f"no truth for record r-2 (query {r2}): not answered, and not "
+                               "committed past, so it is read again at the next start; "
+                               f"{HINT}") == 1
+    assert re.search(r"sent 2 labels; 1 queries had no known truth \(not committed past "
+                     r"them, so they are read again next time: give it truth", first.stderr)
+    progress = re.findall(r"progress: (\d+) requests read, (\d+) labels sent, (\d+) waiting "
+                          r"for their delay, (\d+) without truth", first.stderr)
+    assert progress and progress[-1] == ("3", "2", "0", "1"), first.stderr
+    assert committed(oracle_env) == 1  # r-2's offset: not past it
+
+    truth = tmp_path / "truth.csv"
+    truth.write_text("record_id,label\nr-2,fail\n", encoding="utf-8")
+    second = simulate(oracle_env, "--truth", str(truth))
+    assert second.returncode == 0, second.stderr
+    assert "no truth" not in second.stderr.replace("0 queries had no known truth", "")
+    # r-2 is answered; r-3 after it is answered again (the daemon dead-letters the second
+    # as a duplicate): at least once, never lost.
+    assert labels_on(oracle_env) == [r1, r3, r2, r3]
+    assert committed(oracle_env) == 3
+
+
+def test_kafka_chatter_is_off_by_default_and_log_level_turns_it_on_or_everything_down(
+        oracle_env: dict[str, str]) -> None:
+    quiet = simulate(oracle_env)
+    assert quiet.returncode == 0, quiet.stderr
+    ours = re.compile(r" INFO (progress|sent) ")
+    chatter = [line for line in quiet.stderr.splitlines()
+               if re.search(r" (INFO|DEBUG) ", line) and not ours.search(line)]
+    assert chatter == []
+    assert "INFO sent 2 labels" in quiet.stderr
+
+    loud = simulate(oracle_env, "--log-level", "debug")
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert re.search(r"DEBUG kafka\.", loud.stderr)
+
+    hushed = simulate(oracle_env, "--log-level", "WARNING")
+    assert hushed.returncode == 0, hushed.stderr
+    assert "sent 2 labels" not in hushed.stderr and "progress:" not in hushed.stderr
+    assert "no truth for record r-2" in hushed.stderr  # warnings still show
+
+
+def test_an_unknown_log_level_is_one_message_and_exit_2(oracle_env: dict[str, str]) -> None:
+    refused = simulate(oracle_env, "--log-level", "loud")
+    assert refused.returncode == 2
+    said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", refused.stderr).split())  # the box typer draws
+    assert ("Invalid value for '--log-level': Value error, 'loud' is not one of 'debug', "
+            "'info', 'warning', 'error'") in said
+    assert "Traceback" not in refused.stderr
