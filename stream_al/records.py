@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,10 +24,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -41,6 +43,7 @@ __all__ = [
     "QueryReason",
     "Record",
     "RecordKind",
+    "TestLimits",
     "TransactionRecord",
     "query_id_for",
 ]
@@ -129,6 +132,45 @@ class _RecordBase(_Message):
     label: Label | None = None
 
 
+#: Most failing tests one record names (a part that fails more lists the first ones).
+MAX_FAILED_TESTS = 1000
+#: Bins as STDF writes them (U*2); 65535 there means "no bin" and arrives as null.
+Bin = Annotated[int, Strict(), Field(ge=0, le=65535)]
+Flag = Annotated[bool, Strict()]
+
+
+def _few_enough_tests(names: list[str]) -> list[str]:
+    if len(names) > MAX_FAILED_TESTS:
+        raise PydanticCustomError(
+            "too_many_failed_tests",
+            "names {count} tests; send at most {limit} (the first ones failed)",
+            {"count": len(names), "limit": MAX_FAILED_TESTS},
+        )
+    return names
+
+
+class TestLimits(BaseModel):
+    """A test's limits and units, as the tester's program states them (STDF LO_LIMIT,
+    HI_LIMIT, UNITS). ``None``: the test has no such limit, or the file does not say.
+
+    >>> TestLimits(lo=0.8, hi=1.0, units="V").hi
+    1.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    __test__: ClassVar[bool] = False  # a model, not a pytest test class
+
+    lo: FiniteNumber | None = None
+    hi: FiniteNumber | None = None
+    units: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+#: Optional fields a record leaves out of its JSON when they say nothing (None, False),
+#: so a record that never had them encodes exactly as before they existed.
+_OMITTED_WHEN_ABSENT = ("limits", "retest", "no_parametric", "hard_bin", "soft_bin",
+                        "failed_tests")
+
+
 class ParametricRecord(_RecordBase):
     """One device measured at one test insertion.
 
@@ -150,12 +192,46 @@ class ParametricRecord(_RecordBase):
     die_x: Integer | None = None
     die_y: Integer | None = None
     measurements: Values
+    #: Limits and units per measurement, keyed as in ``measurements``.
+    limits: dict[str, TestLimits] | None = None
+    #: Not the part's first test at this insertion (its record_id says which retest).
+    retest: Flag = False
+    #: The part has no parametric result with a value (its flow stopped before any).
+    no_parametric: Flag = False
+    hard_bin: Bin | None = None
+    soft_bin: Bin | None = None
+    #: The tests the part failed, by name, in test order (``[]``: it failed none).
+    failed_tests: Annotated[list[Name], AfterValidator(_few_enough_tests)] | None = None
 
     @field_validator("measurements")
     @classmethod
     def _finite_measurements(cls, values: dict[str, float | None],
                              info: ValidationInfo) -> dict[str, float | None]:
         return _reject_out_of_range(values, "measurement", info)
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_name_measurements(cls, limits: dict[str, TestLimits] | None,
+                                  info: ValidationInfo) -> dict[str, TestLimits] | None:
+        measured = info.data.get("measurements")  # absent when it was itself invalid
+        if limits and measured is not None and not limits.keys() <= measured.keys():
+            stray = next(name for name in limits if name not in measured)
+            raise PydanticCustomError(
+                "limits_without_measurement",
+                "names {name}, which is not in measurements; key limits by the "
+                "measurement's name",
+                {"name": json.dumps(stray)[:80]},
+            )
+        return limits
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OMITTED_WHEN_ABSENT:
+            value = data.get(name, True)
+            if value is None or value is False:  # not "== 0": bin 0 is a bin
+                del data[name]
+        return data
 
 
 class TransactionRecord(_RecordBase):

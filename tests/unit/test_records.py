@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from stream_al.codec import decode_record, encode
 from stream_al.errors import DecodeError
 from stream_al.records import (
+    MAX_FAILED_TESTS,
     DeadLetter,
     OracleLabel,
     OracleRequest,
     ParametricRecord,
     Prediction,
     Record,
+    TestLimits,
     TransactionRecord,
     query_id_for,
 )
@@ -173,6 +176,61 @@ def test_product_is_required_and_the_other_context_is_optional() -> None:
     assert (record.tester_id, record.site, record.die_x, record.label) == (None,) * 4
     with pytest.raises(ValidationError, match="product"):
         ParametricRecord.model_validate(minimal | {"product": None})
+
+
+def test_a_record_without_the_tester_fields_encodes_as_before_they_existed() -> None:
+    record = ParametricRecord.model_validate(parametric())
+    assert (record.limits, record.retest, record.no_parametric) == (None, False, False)
+    assert (record.hard_bin, record.soft_bin, record.failed_tests) == (None, None, None)
+    written = json.loads(encode(record))
+    for name in ("limits", "retest", "no_parametric", "hard_bin", "soft_bin", "failed_tests"):
+        assert name not in written
+
+
+def test_the_tester_fields_are_typed_and_written_back() -> None:
+    given = parametric(
+        limits={"vdd_core_v": {"lo": 0.8, "hi": 1, "units": "V"},
+                "idd_static_ma": {"hi": 2.0}},
+        retest=True, no_parametric=False, hard_bin=0, soft_bin=65535,
+        failed_tests=["idd_static_ma", "scan_t600"],
+    )
+    record = ParametricRecord.model_validate(given)
+    assert record.limits == {"vdd_core_v": TestLimits(lo=0.8, hi=1.0, units="V"),
+                             "idd_static_ma": TestLimits(lo=None, hi=2.0, units=None)}
+    written = json.loads(encode(record))
+    assert written["limits"]["idd_static_ma"] == {"lo": None, "hi": 2.0, "units": None}
+    assert (written["retest"], written["hard_bin"], written["soft_bin"]) == (True, 0, 65535)
+    assert "no_parametric" not in written and written["failed_tests"] == given["failed_tests"]
+    assert decode_record(encode(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"limits": {"fmax_mhz": {"lo": 1.0}}},
+         'limits: names "fmax_mhz", which is not in measurements'),
+        ({"limits": {"vdd_core_v": {"lo": 1.0, "min": 0.5}}},
+         "limits.vdd_core_v.min: extra inputs are not permitted"),
+        ({"limits": {"vdd_core_v": {"hi": math.inf}}}, "limits.vdd_core_v.hi: must be a finite"),
+        ({"limits": {"vdd_core_v": {"lo": "0.8"}}}, "limits.vdd_core_v.lo: expected a number"),
+        ({"limits": {"vdd_core_v": {"units": ""}}}, "limits.vdd_core_v.units"),
+        ({"limits": {"vdd_core_v": {"units": "V" * 65}}}, "limits.vdd_core_v.units"),
+        ({"hard_bin": -1}, "hard_bin: must be at least 0"),
+        ({"soft_bin": 65536}, "soft_bin"),
+        ({"hard_bin": "5"}, "hard_bin: expected an integer"),
+        ({"retest": "yes"}, "retest: expected true or false"),
+        ({"no_parametric": 1}, "no_parametric: expected true or false"),
+        ({"failed_tests": ["t"] * (MAX_FAILED_TESTS + 1)}, "failed_tests: names 1001 tests"),
+        ({"failed_tests": [""]}, "failed_tests[0]"),
+    ],
+)
+def test_malformed_tester_fields_are_refused_naming_the_field(
+    changes: dict[str, Any], reason: str
+) -> None:
+    payload = json.dumps(parametric(**changes)).encode()
+    with pytest.raises(DecodeError) as refused:
+        decode_record(payload)
+    assert refused.value.reason.startswith(reason), refused.value.reason
 
 
 def test_a_request_carries_its_record_and_must_agree_with_it() -> None:
