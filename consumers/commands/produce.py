@@ -9,8 +9,9 @@ With ``--follow`` a SIGINT or SIGTERM is the normal way to stop: exit 0.
 Record ids come from the file's content, never its name, so a renamed or copied file
 gives the same ids: STDF ``LOT-WAFER-P<PART_ID>-<n>`` (``-X<x>-Y<y>-S<site>-<n>`` without
 a PART_ID; ``n`` the part's place in the file), with the first 16 hex digits of the
-file's SHA-256 in place of the lot when the MIR has no LOT_ID; CSV/JSONL the
-``--id-column`` value, else ``<those 16 hex digits>-L<line>``.
+file's SHA-256 in place of the lot when the MIR has no LOT_ID, and ``-R<its first 8>``
+after a retest's id; CSV/JSONL the ``--id-column`` value, else
+``<those 16 hex digits>-L<line>``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from consumers.commands._options import BootstrapOption, ConfigOption, settings_
 
 FileFormat = Literal["auto", "stdf", "csv", "jsonl"]
 LabelFrom = Literal["none", "pass_fail", "hard_bin", "soft_bin"]
+MprMode = Literal["none", "pins", "summary"]
+FtrMode = Literal["none", "pass_fail"]
 KeyField = Literal["record_id", "tester_id", "lot_id", "product"]
 Kind = Literal["parametric", "transaction"]
 STATE_DIR_ENV = "STREAM_AL_STATE_DIR"
@@ -75,6 +78,20 @@ def register(cli: Cli) -> None:
             LabelFrom,
             typer.Option(help="STDF: attach the part result as the label (evaluation runs)"),
         ] = "none",
+        mpr: Annotated[
+            MprMode,
+            typer.Option(
+                help="STDF MPR (one result per pin): summary = <test>@min, @max, @mean; "
+                "pins = <test>@<pin> for each pin (PMR name); none = left out"
+            ),
+        ] = "summary",
+        ftr: Annotated[
+            FtrMode,
+            typer.Option(
+                help="STDF FTR (functional tests): pass_fail = <test> 1.0 pass, 0.0 fail; "
+                "none = left out"
+            ),
+        ] = "pass_fail",
         rate: Annotated[float, typer.Option(min=0, help="records/s; 0 = no limit")] = 0.0,
         key: Annotated[
             KeyField, typer.Option(help="record field that keys the message")
@@ -132,7 +149,10 @@ def register(cli: Cli) -> None:
         ] = None,
         product: Annotated[
             str | None,
-            typer.Option(help="the product for every record (STDF: when the MIR has none)"),
+            typer.Option(
+                help="the product for every record (STDF: when the MIR's PART_TYP is empty; "
+                "then JOB_NAM, then the file name)"
+            ),
         ] = None,
         label_column: Annotated[str | None, typer.Option(help="CSV/JSONL: label column")] = None,
         measurement_columns: Annotated[
@@ -173,7 +193,8 @@ def register(cli: Cli) -> None:
         Record ids come from the content, never the file name: STDF
         LOT-WAFER-P<PART_ID>-<n> (-X<x>-Y<y>-S<site>-<n> without a PART_ID; n is
         the part's place in the file; a hash of the file stands in for a missing
-        LOT_ID); CSV/JSONL the --id-column, else <hash of the file>-L<line>.
+        LOT_ID; a retest adds -R<hash of its file>); CSV/JSONL the --id-column, else
+        <hash of the file>-L<line>.
         """
         from consumers.produce.run import ProduceOptions, run_produce
         from consumers.produce.tabular.source import ColumnMapping
@@ -192,7 +213,7 @@ def register(cli: Cli) -> None:
             categorical_columns=_globs(categorical_columns),
             fields=_fields(column),
         )
-        options = ProduceOptions(file_format, label_from, mapping, key, rate)
+        options = ProduceOptions(file_format, label_from, mapping, key, rate, mpr, ftr)
         overrides: dict[str, Any] = {"state_dir": state_dir} if state_dir else {}
         # Kafka security settings, topic names and the state dir come from the daemon's config.
         settings = settings_or_exit("produce", config, bootstrap_servers, **overrides)

@@ -1,7 +1,8 @@
 """The body of ``stream-al produce``: files → sources → validated records → a sink.
 
 Shows a progress bar and every problem on stderr as it happens, then a summary: per file
-the parts or rows read, records sent and problems, and the problems grouped by reason.
+the parts or rows read, records sent and problems, the problems grouped by reason, and
+how many parts had no parametric result or were retests.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from rich.table import Table
 
 from consumers.kafka.reach import EXIT_NO_BROKER, announce
 from consumers.produce.follow import DEFAULT_SETTLE_S, FileIdentity, FolderWatcher, Ledger
-from consumers.produce.items import Item, Problem
+from consumers.produce.items import Item, Parsed, Problem
 from consumers.produce.publish import (
     DryRunSink,
     FileOutcome,
@@ -39,8 +40,14 @@ from consumers.produce.publish import (
     Sink,
     publish_items,
 )
-from consumers.produce.stdf.source import LabelFrom, StdfSource
-from consumers.produce.tabular.source import ColumnMapping, MappingError, TabularSource
+from consumers.produce.stdf.retests import SeenParts
+from consumers.produce.stdf.source import FtrMode, LabelFrom, MprMode, StdfSource
+from consumers.produce.tabular.source import (
+    ColumnMapping,
+    MappingError,
+    TabularSource,
+    product_problem,
+)
 from consumers.settings import KafkaSettings
 from stream_al.errors import BrokerUnavailable
 
@@ -51,6 +58,7 @@ SUFFIXES: dict[KnownFormat, tuple[str, ...]] = {
     "csv": (".csv", ".csv.gz"),
     "jsonl": (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"),
 }
+TABULAR: tuple[KnownFormat, ...] = ("csv", "jsonl")
 #: How often (in items) the progress bar is moved: often enough, cheap enough.
 PROGRESS_EVERY = 64
 
@@ -75,11 +83,13 @@ class ProduceOptions:
     mapping: ColumnMapping = field(default_factory=ColumnMapping)
     key_field: str = "record_id"
     rate: float = 0.0
+    mpr: MprMode = "summary"
+    ftr: FtrMode = "pass_fail"
 
 
 @dataclass
 class FileReport:
-    """One row of the summary."""
+    """One row of the summary; ``no_parametric`` and ``retests`` count records queued."""
 
     path: str
     file_format: str
@@ -87,6 +97,8 @@ class FileReport:
     sent: int = 0
     problems: int = 0
     note: str = ""
+    no_parametric: int = 0
+    retests: int = 0
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Producer:
         self.totals = Totals()
         self.stop = threading.Event()
         self._pacer = Pacer(options.rate)
+        self._seen_parts = SeenParts()  # across the files of the run: retests
         self._current: FileReport | None = None
         self._delivered_before, self._failures_seen = 0, 0
 
@@ -128,6 +141,10 @@ class Producer:
                 path,
                 self.options.label_from,
                 product=self.options.mapping.product,
+                mpr=self.options.mpr,
+                ftr=self.options.ftr,
+                warn=lambda text: say(self.console, f"warning: {path}: {text}"),
+                seen=self._seen_parts,
                 content_sha256=sha256,
                 follow_symlinks=links,
             )
@@ -180,6 +197,9 @@ class Producer:
             seen += 1
             if isinstance(item, Problem):
                 self._count(report, item)
+            elif isinstance(item, Parsed):  # queued: a record that failed is a Problem
+                report.no_parametric += item.record.get("no_parametric") is True
+                report.retests += item.record.get("retest") is True
             if seen % PROGRESS_EVERY == 0:
                 progress.update(task, completed=source.raw_bytes_read)
 
@@ -257,6 +277,19 @@ def summary_tables(totals: Totals) -> list[Table]:
     return [files, reasons]
 
 
+def summary_notes(totals: Totals) -> list[str]:
+    """Lines under the tables: parts sent without parametric results, retests."""
+    notes = []
+    for r in totals.files:
+        if r.no_parametric:
+            notes.append(f"{r.path}: {r.no_parametric} parts had no parametric results "
+                         "(sent, flagged no_parametric)")
+        if r.retests:
+            notes.append(f"{r.path}: {r.retests} parts were retests (flagged retest; their "
+                         "record ids end in -R and the file's hash)")
+    return notes
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM ask for a clean stop (after the record in hand), nothing more."""
@@ -281,6 +314,9 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def preflight(files: list[Path], producer: Producer) -> list[str]:
     """Every reason not to start: unknown formats, mappings that do not fit a file."""
     errors = []
+    tabular = [p for p in files if detect_format(p, producer.options.file_format) in TABULAR]
+    if tabular and (problem := product_problem(producer.options.mapping)):
+        return [problem]  # one message: no row of any file could become a record
     for path in files:
         if not path.is_file():  # a FIFO given by mistake would block the first read forever
             errors.append(f"{path}: not a regular file")
@@ -338,6 +374,8 @@ def run_produce(
     broker_lost = _run(producer, files, watch)
     for table in summary_tables(producer.totals):
         console.print(table)
+    for note in summary_notes(producer.totals):
+        say(console, note)
     return _exit_status(producer, broker_lost, follow is not None)
 
 

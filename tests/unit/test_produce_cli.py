@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -84,13 +85,102 @@ def test_a_truncated_file_sends_its_complete_parts_and_exits_1(tmp_path: Path) -
 
 
 def test_a_record_the_codec_rejects_is_reported_not_sent(tmp_path: Path) -> None:
-    path = stdf(tmp_path / "noproduct.stdf", parts=2, product="")
-    rejected = produce("--dry-run", path)
+    w = StdfWriter()
+    w.mir(job_nam="J" * 200, job_rev="9" * 100)  # test_program: 302 characters, > 256
+    w.part({1: 1.0}, part_id="1")
+    w.part({1: 2.0}, part_id="2")
+    rejected = produce("--dry-run", w.write(tmp_path / "long.stdf"))
     assert rejected.exit_code == 1 and records(rejected) == []
-    assert "invalid record" in rejected.stderr and "product" in rejected.stderr
-    accepted = produce("--dry-run", "--product", "PMIC-B1", path)
-    assert accepted.exit_code == 0
-    assert [r["product"] for r in records(accepted)] == ["PMIC-B1", "PMIC-B1"]
+    assert rejected.stderr.count("problem (invalid record)") == 2
+    assert "test_program" in rejected.stderr
+
+
+def test_an_empty_part_typ_falls_back_with_one_warning_per_file(tmp_path: Path) -> None:
+    a = stdf(tmp_path / "a.stdf", parts=2, product="")
+    b = stdf(tmp_path / "b.stdf", parts=2, product="", lot="L2")
+    from_job = produce("--dry-run", a, b)
+    assert from_job.exit_code == 0
+    assert [r["product"] for r in records(from_job)] == ["FT"] * 4  # the writer's JOB_NAM
+    assert from_job.stderr.count("warning: ") == 2
+    assert f"warning: {a}: the MIR has no PART_TYP: product 'FT' from JOB_NAM 'FT'" \
+        in from_job.stderr
+    given = produce("--dry-run", "--product", "PMIC-B1", a)
+    assert [r["product"] for r in records(given)] == ["PMIC-B1", "PMIC-B1"]
+    assert given.stderr.count("warning: ") == 1 and "from --product" in given.stderr
+
+
+def test_parts_without_parametric_results_are_sent_and_counted_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    w = StdfWriter()
+    w.mir(lot_id="L3")
+    w.wir("W1")
+    w.part({1: 1.0}, {1: "vdd"}, x=0, y=0)
+    for x in (1, 2, 3):
+        w.pir()  # the flow stopped before any PTR
+        w.prr(x=x, y=0, part_flg=0x08, hard_bin=5)
+    path = w.write(tmp_path / "stops.stdf")
+    result = produce("--dry-run", path)
+    assert result.exit_code == 0
+    assert [r.get("no_parametric", False) for r in records(result)] == [False, True, True, True]
+    assert f"{path}: 3 parts had no parametric results (sent, flagged no_parametric)" \
+        in result.stderr.splitlines()
+
+
+def test_a_retest_file_after_the_first_gets_distinct_ids_and_is_counted(
+    tmp_path: Path,
+) -> None:
+    first = stdf(tmp_path / "first.stdf", lot="L4")
+    retest = stdf(tmp_path / "retest.stdf", parts=2, lot="L4")  # the same lot, wafer, dies
+    result = produce("--dry-run", first, retest)
+    assert result.exit_code == 0
+    sent = records(result)
+    ids = [r["record_id"] for r in sent]
+    assert len(set(ids)) == 5 and ids[:3] == ["L4-W1-P1-00001", "L4-W1-P2-00002", "L4-W1-P3-00003"]
+    tag = hashlib.sha256(retest.read_bytes()).hexdigest()[:8]
+    assert ids[3:] == [f"L4-W1-P1-00001-R{tag}", f"L4-W1-P2-00002-R{tag}"]
+    assert [r.get("retest", False) for r in sent] == [False] * 3 + [True] * 2
+    assert f"{retest}: 2 parts were retests" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "names"),
+    [
+        ("summary", ["t5@min", "t5@max", "t5@mean"]),
+        ("pins", ["t5@DQ0", "t5@DQ1"]),
+        ("none", []),
+    ],
+)
+def test_the_mpr_option_chooses_what_pin_results_become(
+    tmp_path: Path, mode: str, names: list[str]
+) -> None:
+    w = StdfWriter()
+    w.mir()
+    w.pmr(1, "DQ0")
+    w.pmr(2, "DQ1")
+    w.pir()
+    w.mpr(5, [1.0, 3.0], pins=[1, 2])
+    w.prr(part_id="1")
+    result = produce("--dry-run", "--mpr", mode, w.write(tmp_path / "m.stdf"))
+    assert result.exit_code == 0, result.output
+    assert list(records(result)[0]["measurements"]) == names
+
+
+def test_a_csv_mapping_with_no_product_fails_up_front_with_one_message(
+    tmp_path: Path,
+) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path in (a, b):
+        path.write_text("id,v\n1,1.0\n2,2.0\n3,3.0\n")
+    result = produce("--dry-run", "--id-column", "id", a, b)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: parametric records need a product: pass --product-column COLUMN (the column "
+        "naming each row's product) or --product NAME (one product for every row)"
+    ]
+    assert produce("--dry-run", "--id-column", "id", "--product", "P", a).exit_code == 0
+    transactions = produce("--dry-run", "--kind", "transaction", "--id-column", "id", a)
+    assert transactions.exit_code == 0 and len(records(transactions)) == 3
 
 
 def test_an_unknown_column_stops_everything_before_anything_is_sent(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from consumers.produce.tabular.source import (
     MappingError,
     TabularFormat,
     TabularSource,
+    product_problem,
 )
 
 CSV = """\
@@ -209,3 +210,12 @@ def test_a_file_that_is_not_utf8_stops_with_a_problem(tmp_path: Path) -> None:
     assert len(records) == 2
     assert [(p.position, p.kind) for p in problems] == [("line 4", "not utf-8")]
     assert "0xe9" in problems[0].reason
+
+
+def test_without_any_product_a_file_is_one_problem_not_one_per_row(tmp_path: Path) -> None:
+    # A file found by --follow: the command line was checked before, the file is not.
+    items = list(TabularSource(write(tmp_path, CSV), ColumnMapping(id_column="serial"), "csv"))
+    assert [(type(i), getattr(i, "kind", None)) for i in items] == [(Problem, "no product")]
+    assert isinstance(items[0], Problem) and "--product-column" in items[0].reason
+    assert product_problem(ColumnMapping(kind="transaction")) is None
+    assert product_problem(ColumnMapping(product="P")) is None

@@ -14,20 +14,28 @@ import io
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 FAR = (0, 10)
 MIR = (1, 10)
+PMR = (1, 60)
 WIR = (2, 10)
 PIR = (5, 10)
 PRR = (5, 20)
 PTR = (15, 10)
+MPR = (15, 15)
+FTR = (15, 20)
 #: The records a parametric record is built from; the others are skipped undecoded.
-WANTED = {FAR: "FAR", MIR: "MIR", WIR: "WIR", PIR: "PIR", PRR: "PRR", PTR: "PTR"}
+WANTED = {
+    FAR: "FAR", MIR: "MIR", PMR: "PMR", WIR: "WIR", PIR: "PIR", PRR: "PRR",
+    PTR: "PTR", MPR: "MPR", FTR: "FTR",
+}
 #: The last field a parametric record uses, for records decoded only in part.
-LAST_FIELD_USED = {PTR: "TEST_TXT", PRR: "PART_ID"}
+LAST_FIELD_USED = {PTR: "TEST_TXT", PRR: "PART_ID", MPR: "UNITS", FTR: "TEST_TXT"}
+#: A PTR decoded this far also gives the test's limits and units.
+PTR_WITH_LIMITS = "UNITS"
 #: REC_TYP families STDF V4 (and V4-2007) defines, plus 180/181 reserved for vendors.
 #: A record of another type means the stream has lost its framing (corruption).
 KNOWN_FAMILIES = {0, 1, 2, 5, 10, 15, 20, 50, 180, 181}
@@ -81,32 +89,36 @@ class _FieldPrefix:
 class _FieldDecoder:
     """Decodes one record body with pystdf's per-record-type field parsers.
 
-    PTR and PRR are decoded only up to the last field a parametric record uses: the
-    limits, units and formats after TEST_TXT are most of a PTR's decoding time.
+    Records are decoded only up to the last field a parametric record uses: the limits,
+    units and formats after a PTR's TEST_TXT are most of its decoding time, and only the
+    first PTR of a test carries limits (``limits=True`` decodes that one as far as UNITS).
     """
 
     def __init__(self, endian: str) -> None:
         v4, parser_class, self._header_class = _pystdf()
         self._parser = parser_class(inp=io.BytesIO(), endian=endian)
+        types = {(t.typ, t.sub): t for t in v4.records if (t.typ, t.sub) in WANTED}
         self._decoders = {
-            (t.typ, t.sub): self._prefix_decoder((t.typ, t.sub), t.fieldNames, t.fieldStdfTypes)
-            for t in v4.records
-            if (t.typ, t.sub) in WANTED
+            key: self._prefix_decoder(t.fieldNames, t.fieldStdfTypes, LAST_FIELD_USED.get(key))
+            for key, t in types.items()
         }
+        ptr = types[PTR]
+        self._ptr_with_limits = self._prefix_decoder(
+            ptr.fieldNames, ptr.fieldStdfTypes, PTR_WITH_LIMITS
+        )
 
     def _prefix_decoder(
-        self, key: tuple[int, int], names: list[str], types: list[str]
+        self, names: list[str], types: list[str], last: str | None
     ) -> tuple[Any, list[str]]:
-        last = LAST_FIELD_USED.get(key)
         count = names.index(last) + 1 if last else len(names)
         parse = self._parser.createRecordParser(_FieldPrefix(types[:count]))
         return parse, names[:count]
 
-    def decode(self, key: tuple[int, int], body: bytes) -> dict[str, Any]:
+    def decode(self, key: tuple[int, int], body: bytes, *, limits: bool = False) -> dict[str, Any]:
         header = self._header_class()
         header.len, (header.typ, header.sub) = len(body), key
         self._parser.inp = io.BytesIO(body)
-        parse, names = self._decoders[key]
+        parse, names = self._ptr_with_limits if limits and key == PTR else self._decoders[key]
         return dict(zip(names, parse(self._parser, header, []), strict=False))
 
 
@@ -147,16 +159,21 @@ class StdfRecordReader:
 
     Yields :class:`StdfRecord` for the wanted records and :class:`BadRecord` for
     records it had to skip; raises :class:`StdfReadError` when it cannot go on.
-    ``offset`` is the number of bytes consumed so far.
+    ``offset`` is the number of bytes consumed so far. ``limits_wanted(test_num)`` says
+    whether a PTR of that test should be decoded with its limits and units.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(
+        self, stream: BinaryIO, limits_wanted: Callable[[int], bool] | None = None
+    ) -> None:
         self._stream = stream
+        self._limits_wanted = limits_wanted
         self.offset = 0
 
     def __iter__(self) -> Iterator[StdfRecord | BadRecord]:
         endian, far = _endian(self._stream)
         decoder = _FieldDecoder(endian)
+        wanted, test_num_of = self._limits_wanted, struct.Struct(endian + "I").unpack_from
         yield StdfRecord("FAR", 0, decoder.decode(FAR, far[4:]))
         self.offset = len(far)
         while (header := _read(self._stream, 4, self.offset)) != b"":
@@ -168,15 +185,17 @@ class StdfRecordReader:
             body = _read_exactly(self._stream, length, start, f"a record of {length} bytes")
             self.offset = start + 4 + length
             if key in WANTED:
-                yield self._decoded(decoder, key, body, start)
+                limits = key == PTR and wanted is not None and len(body) >= 4 \
+                    and wanted(test_num_of(body)[0])  # TEST_NUM opens a PTR
+                yield self._decoded(decoder, key, body, start, limits)
             elif key[0] not in KNOWN_FAMILIES:
                 yield BadRecord(f"type {key}", start, f"no STDF record has type {key}")
 
     @staticmethod
     def _decoded(
-        decoder: _FieldDecoder, key: tuple[int, int], body: bytes, offset: int
+        decoder: _FieldDecoder, key: tuple[int, int], body: bytes, offset: int, limits: bool
     ) -> StdfRecord | BadRecord:
         try:
-            return StdfRecord(WANTED[key], offset, decoder.decode(key, body))
+            return StdfRecord(WANTED[key], offset, decoder.decode(key, body, limits=limits))
         except Exception as exc:  # any decoding failure belongs to this one record
             return BadRecord(WANTED[key], offset, f"its fields cannot be decoded ({exc!r})")

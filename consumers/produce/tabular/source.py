@@ -79,6 +79,18 @@ class ColumnMapping:
         return named
 
 
+def product_problem(mapping: ColumnMapping) -> str | None:
+    """Why no row can become a valid record whatever the file holds, or None.
+
+    A parametric record needs a product (its default model key); without a product
+    column or ``--product`` every row would fail, one error each.
+    """
+    if mapping.kind != "parametric" or mapping.product_column or mapping.product:
+        return None
+    return ("parametric records need a product: pass --product-column COLUMN (the column "
+            "naming each row's product) or --product NAME (one product for every row)")
+
+
 @dataclass(frozen=True)
 class _Plan:
     """The mapping resolved against one file's columns."""
@@ -190,7 +202,8 @@ class TabularSource:
         return self._file.content_tag()
 
     def check(self) -> None:
-        """Raise :class:`MappingError` now if the mapping does not fit this file."""
+        """Raise :class:`MappingError` now if the mapping does not fit this file's columns
+        (whether the mapping can give a product at all is :func:`product_problem`)."""
         for _ in self._planned():
             break
 
@@ -212,6 +225,9 @@ class TabularSource:
             except MappingError as error:
                 listed = ", ".join(repr(c) for c in columns) or "none"
                 raise MappingError(f"{self.path}: {error}; its columns are: {listed}") from None
+            if problem := product_problem(self.mapping):  # a file --follow found
+                yield self._problem("file", "no product", problem)
+                return
             for row in itertools.chain(sample, rows):
                 self.rows_read += 1
                 yield row if isinstance(row, Problem) else self._item(*row, plan)
