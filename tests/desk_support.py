@@ -45,6 +45,30 @@ def oracle_request(serial: int, reason: Reason = "uncertainty", uncertainty: flo
         created_at=now, expires_at=now + expires_in, record=record)
 
 
+#: Limits of the measurements of ``oracle_request`` as a tester's program states them.
+FLOOR_LIMITS = {"vdd_core_v": {"lo": 0.85, "hi": 0.95, "units": "V"},
+                "idd_static_ma": {"lo": None, "hi": 1.5, "units": "mA"},
+                "fmax_mhz": {"lo": 2000.0, "hi": None, "units": "MHz"},
+                "leak_ua": {"lo": None, "hi": 5.0, "units": "uA"}}
+
+
+def floor_request(serial: int, uncertainty: float = 0.8, out_of_limit: bool = False
+                  ) -> OracleRequest:
+    """``oracle_request(serial)`` as a floor sends it: values that vary from part to part,
+    limits and units, bins and the failing tests; ``out_of_limit``: idd above its limit."""
+    base = oracle_request(serial, uncertainty=uncertainty)
+    spread = (serial * 37 % 11 - 5) / 5  # -1 … 1, the same for a serial every run
+    values = {"vdd_core_v": 0.9 + 0.01 * spread, "idd_static_ma": 1.2 + 0.05 * spread,
+              "fmax_mhz": 2050.0 + 20 * spread, "leak_ua": None}
+    if out_of_limit:
+        values["idd_static_ma"] = 2.4
+    fields = {"measurements": values, "limits": FLOOR_LIMITS, "hard_bin": 1, "soft_bin": 1}
+    if out_of_limit:
+        fields |= {"hard_bin": 5, "soft_bin": 512, "failed_tests": ["idd_static_ma"]}
+    record = ParametricRecord.model_validate(base.record.model_dump(mode="json") | fields)
+    return base.model_copy(update={"record": record})
+
+
 class RecordingDesk(DeskService):
     """A desk whose labels go to a list instead of Kafka, fed requests by hand."""
 

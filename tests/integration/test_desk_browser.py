@@ -6,14 +6,19 @@ appear live, are answered by key, by click and as a new class, the labels land o
 label topic signed with each person's name, and neither ever sees the other's claimed
 card. A forged or tampered session cookie gets the login page, and a page on another
 port of the same host (same site: the Strict cookie goes along) lands no label.
-Screenshots go to ``tests/artifacts/desk/`` (untracked; the path is printed).
+Twenty answers in a row each bring the next card on screen before the next key (with
+shared and with local claims; the delays are reported), and one engineer's tabs and
+browsers hold one claim between them. Screenshots go to ``tests/artifacts/desk/``
+(untracked; the path is printed).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import select
+import statistics
 import subprocess
 import sys
 import threading
@@ -25,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from consumers.oracle.desk.auth import SESSION_COOKIE
+from consumers.oracle.desk.claims import DeskClaim, decode_claim
 from stream_al.records import OracleLabel
-from tests.desk_support import oracle_request, produce, read_labels, stream_al_env
+from tests.desk_support import floor_request, oracle_request, produce, read_labels, stream_al_env
 
 pytestmark = pytest.mark.integration
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -45,6 +52,20 @@ new MutationObserver((changes) => {
     if (node.nodeType !== 1) continue;
     for (const el of [node, ...node.querySelectorAll("[data-query-id]")]) {
       if (el.dataset && el.dataset.queryId) window.__seen.add(el.dataset.queryId);
+    }
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+#: Test-side only: every card put on screen (query id, when), and every "Nothing to label".
+LOG_CARDS = """
+window.__cards = [];
+window.__empties = 0;
+new MutationObserver((changes) => {
+  for (const change of changes) for (const node of change.addedNodes) {
+    if (node.nodeType !== 1) continue;
+    if (node.id === "card") window.__cards.push([node.dataset.queryId, performance.now()]);
+    if (node.classList.contains("empty") && node.textContent.startsWith("Nothing to label")) {
+      window.__empties += 1;
     }
   }
 }).observe(document, {childList: true, subtree: true});
@@ -75,12 +96,13 @@ def desk_env(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path
     return env
 
 
-@pytest.fixture
-def desk_url(desk_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A real ``stream-al desk`` process on a free port; stopped (and checked) after."""
-    command = [STREAM_AL, "desk", "--host", "127.0.0.1", "--port", "0"]
-    with (tmp_path / "desk.log").open("w") as log:
-        desk = subprocess.Popen(command, env=desk_env, stdout=subprocess.PIPE, stderr=log,
+@contextlib.contextmanager
+def running_desk(env: dict[str, str], log_path: Path, *options: str) -> Iterator[str]:
+    """A real ``stream-al desk`` process on a free port, its address; stopped (and
+    checked) after."""
+    command = [STREAM_AL, "desk", "--host", "127.0.0.1", "--port", "0", *options]
+    with log_path.open("w") as log:
+        desk = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log,
                                 text=True)
         try:
             yield _address(desk)
@@ -88,7 +110,14 @@ def desk_url(desk_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             desk.terminate()
             if desk.stdout is not None:
                 desk.stdout.close()
-            assert desk.wait(timeout=20) == 0, (tmp_path / "desk.log").read_text()
+            assert desk.wait(timeout=20) == 0, log_path.read_text()
+
+
+@pytest.fixture
+def desk_url(desk_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A real ``stream-al desk`` process on a free port; stopped (and checked) after."""
+    with running_desk(desk_env, tmp_path / "desk.log") as url:
+        yield url
 
 
 def _address(desk: subprocess.Popen[str]) -> str:
@@ -113,6 +142,7 @@ def log_in(browser: Any, url: str, name: str, password: str | None = None) -> An
     """A new browser context logged in through the login page as ``name``."""
     context = browser.new_context(viewport={"width": 1400, "height": 860})
     context.add_init_script(RECORD_SEEN)
+    context.add_init_script(LOG_CARDS)
     page = context.new_page()
     page.goto(url)  # no session yet: the desk sends the login page
     page.fill("#name", name)
@@ -341,3 +371,106 @@ def attack_from(page: Any, url: str) -> list[int]:
         page.wait_for_timeout(200)
     page.wait_for_timeout(500)  # and anything later
     return statuses
+
+
+def distinct_in_order(ids: list[str]) -> list[str]:
+    """``ids`` without repeats of the one before (a card re-drawn by a live update)."""
+    return [x for n, x in enumerate(ids) if n == 0 or ids[n - 1] != x]
+
+
+@pytest.mark.parametrize("claims", ["shared", "local"])
+def test_twenty_answers_in_a_row_each_bring_the_next_card_before_the_next_key(
+        kafka_bootstrap: str, topics: tuple[str, str, str], desk_env: dict[str, str],
+        tmp_path: Path, browser: Any, claims: str) -> None:
+    requests_topic, labels_topic, _ = topics
+    # One in four has a current above its limit; uncertainty sets the order they come in.
+    cards = [floor_request(100 + n, uncertainty=0.99 - 0.01 * n, out_of_limit=n % 4 == 1)
+             for n in range(25)]
+    produce(kafka_bootstrap, requests_topic, *cards)
+    options = ["--local-claims"] if claims == "local" else []
+    with running_desk(desk_env, tmp_path / "desk.log", *options) as url:
+        ann = log_in(browser, url, "eng-ann")
+        ann.wait_for_selector(card_of(ann, cards[0].query_id))
+        answered: list[str] = []
+        delays: list[float] = []
+        shot = False
+        for _ in range(20):
+            shown = ann.get_attribute("#card", "data-query-id")
+            if not shot and ann.query_selector("tr.out-row td.out") is not None:
+                ann.wait_for_selector("td.limits:text('mA')")
+                shoot(ann, f"8-limits-and-an-out-of-limit-value-{claims}")
+                shot = True
+            pressed = ann.evaluate("performance.now()")
+            ann.keyboard.press("1")  # fail
+            # The next card, before the next key: a card that never comes fails here.
+            ann.wait_for_selector(f"#card:not([data-query-id='{shown}'])", timeout=30_000)
+            upcoming = ann.get_attribute("#card", "data-query-id")
+            appeared = ann.evaluate(
+                "(id) => window.__cards.find(([q, t]) => q === id)[1]", upcoming)
+            answered.append(shown)
+            delays.append((appeared - pressed) / 1000)
+        shoot(ann, f"9-after-twenty-answers-{claims}")
+        on_screen = [query_id for query_id, _ in ann.evaluate("window.__cards")]
+        empties = ann.evaluate("window.__empties")
+    report = (f"{claims} claims: next card on screen after each of 20 answers, seconds: "
+              f"median {statistics.median(delays):.3f}, max {max(delays):.3f}, "
+              f"{sum(d > 1.0 for d in delays)} over 1 s; all: "
+              + " ".join(f"{d:.3f}" for d in delays))
+    print(report)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"next-card-delays-{claims}.txt").write_text(report + "\n")
+    assert shot, "no card with an out-of-limit value was shown"
+    assert empties == 0  # never "Nothing to label" while cards were queued
+    # Every card shown once, in order: no older view put an answered card back.
+    assert distinct_in_order(on_screen) == answered + [upcoming]
+    assert answered == [card.query_id for card in cards[:20]]
+    labels = read_labels(kafka_bootstrap, labels_topic, 21, timeout_s=10)
+    assert [(x.query_id, x.label, x.labeler) for x in labels] == [
+        (query_id, "fail", "eng-ann") for query_id in answered]
+
+
+def read_claims(bootstrap: str, topic: str) -> list[DeskClaim]:
+    """Every claim on the claim topic so far."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partition = TopicPartition(topic, 0)
+    try:
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        end = consumer.end_offsets([partition])[partition]
+        claims: list[DeskClaim] = []
+        while consumer.position(partition) < end:
+            for records in consumer.poll(timeout_ms=500).values():
+                claims += [decode_claim(record.value) for record in records]
+        return claims
+    finally:
+        consumer.close()
+
+
+def test_one_engineers_two_tabs_and_second_browser_hold_one_claim(
+        kafka_bootstrap: str, topics: tuple[str, str, str], desk_url: str, browser: Any) -> None:
+    requests_topic, labels_topic, claims_topic = topics
+    first, second, third = (floor_request(200 + n, uncertainty=0.9 - 0.1 * n) for n in range(3))
+    produce(kafka_bootstrap, requests_topic, first, second, third)
+    ann = log_in(browser, desk_url, "eng-ann")
+    ann.wait_for_selector(card_of(ann, first.query_id))
+    tab = ann.context.new_page()  # a second tab: the same session
+    tab.goto(desk_url)
+    elsewhere = log_in(browser, desk_url, "eng-ann")  # another browser: another session
+    for page in (tab, elsewhere):
+        page.wait_for_selector(card_of(page, first.query_id))
+    bob = log_in(browser, desk_url, "eng-bob")
+    bob.wait_for_selector(card_of(bob, second.query_id))
+    # ann's three windows hold one card: bob sees one with others, one left in line.
+    bob.wait_for_selector("#status:text('1 with others')")
+    assert bob.text_content("#queue-size") == "(1)"
+    shoot(elsewhere, "10-ann-second-browser-same-card")
+    by_ann = [c for c in read_claims(kafka_bootstrap, claims_topic) if c.labeler == "eng-ann"]
+    assert {c.query_id for c in by_ann if c.until is not None} == {first.query_id}
+    assert len({c.holder for c in by_ann}) == 1
+
+    tab.keyboard.press("2")  # an answer in one tab moves every window of ann on
+    for page in (ann, tab, elsewhere):
+        page.wait_for_selector(card_of(page, third.query_id))
+    labels = read_labels(kafka_bootstrap, labels_topic, 2, timeout_s=10)
+    assert [(x.query_id, x.label, x.labeler) for x in labels] == [
+        (first.query_id, "pass", "eng-ann")]

@@ -34,6 +34,9 @@ _RETRY_S = 2.0
 #: Seconds between probes of the broker, and how long one may wait for its answer.
 _PROBE_S = 2.0
 _PROBE_TIMEOUT_MS = 2_000
+#: kafka-python backs off up to 30 s between reconnects by default; someone is waiting at
+#: the desk, so its clients try every 2 s at most (one broker connection each: cheap).
+RECONNECT_MAX_MS = 2_000
 
 
 def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
@@ -45,7 +48,7 @@ def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
     signature is never shown: a forged card would ask an engineer a question the daemon
     never asked, and its answer would teach nothing.
     """
-    consumer = make_consumer(kafka, None)
+    consumer = make_consumer(kafka, None, reconnect_backoff_max_ms=RECONNECT_MAX_MS)
     names = [topics.requests, topics.labels] + ([claims_topic] if claims_topic else [])
     try:
         ends = _assign(consumer, names, state, stop)

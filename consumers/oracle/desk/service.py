@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from consumers.kafka.sink import KafkaSink
 from consumers.kafka.topics import claims_plan, create_topics
 from consumers.oracle.desk.cards import JSON
-from consumers.oracle.desk.reader import read_topics
+from consumers.oracle.desk.reader import RECONNECT_MAX_MS, read_topics
 from consumers.oracle.desk.state import KAFKA_DOWN, DeskState, holder_for
 from consumers.settings import Settings
 from stream_al.bus import Outgoing
@@ -56,7 +56,8 @@ class DeskService:
     def start(self) -> None:
         if self.claims_topic:
             self._create_claims_topic(self.claims_topic)
-        self._sink = KafkaSink.connect(self.settings.kafka)
+        self._sink = KafkaSink.connect(self.settings.kafka,
+                                       reconnect_backoff_max_ms=RECONNECT_MAX_MS)
         self._reader = threading.Thread(
             target=read_topics, name="desk-reader", daemon=True,
             args=(self.settings.kafka, self.settings.topics, self.state, self._stop,
