@@ -282,11 +282,12 @@ def summary_notes(totals: Totals) -> list[str]:
     notes = []
     for r in totals.files:
         if r.no_parametric:
-            notes.append(f"{r.path}: {r.no_parametric} parts had no parametric results "
-                         "(sent, flagged no_parametric)")
+            had = "1 part had" if r.no_parametric == 1 else f"{r.no_parametric} parts had"
+            notes.append(f"{r.path}: {had} no parametric results (sent, flagged no_parametric)")
         if r.retests:
-            notes.append(f"{r.path}: {r.retests} parts were retests (flagged retest; their "
-                         "record ids end in -R and the file's hash)")
+            were = "1 part was a retest" if r.retests == 1 else f"{r.retests} parts were retests"
+            notes.append(f"{r.path}: {were} (flagged retest; record ids end in -R and the "
+                         "file's hash)")
     return notes
 
 

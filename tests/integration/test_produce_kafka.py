@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from consumers.cli import build_cli
 from stream_al.codec import decode_record
-from stream_al.records import ParametricRecord
+from stream_al.records import ParametricRecord, TestLimits
 from tests.stdf_writer import PART_FAILED, StdfWriter
 
 pytestmark = pytest.mark.integration
@@ -117,3 +118,55 @@ def test_follow_sends_a_file_once_though_it_is_renamed_copied_and_restarted(
     messages = consume(kafka_bootstrap, topic, PARTS + 10)
     ids = [decode_record(value).record_id for _, value in messages]
     assert len(ids) == PARTS + 10 == len(set(ids))
+
+
+def test_limits_flags_and_retest_ids_arrive_through_the_broker(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    create_topic: Callable[[str, int], str],
+) -> None:
+    topic = create_topic(unique_topic("parametric"), 3)
+    files = []
+    for name, value in (("first.stdf", 1.0), ("retest.stdf", 1.5)):
+        w = StdfWriter()
+        w.mir(lot_id="LOTR", part_typ="", job_nam="XYZ_WS_2_0_25C.tpg")
+        w.pmr(1, "DQ0")  # pin 2 has no PMR: named by its index
+        w.wir("W1")
+        w.pir()
+        w.ptr(10, value, "vdd", limits=(0.8, 1.2, "V"))
+        w.mpr(20, [value, 2 * value], "leak", pins=[1, 2], limits=(None, 5.0, "uA"))
+        w.ftr(30, "scan", test_flg=0x80)
+        w.prr(x=1, y=1, part_flg=PART_FAILED, hard_bin=3, soft_bin=31)
+        w.pir()  # stopped before any parametric test
+        w.prr(x=2, y=1, part_flg=PART_FAILED, hard_bin=4, soft_bin=41)
+        files.append(w.write(tmp_path / name))
+    result = CliRunner().invoke(
+        build_cli(),
+        ["produce", "--topic", topic, "--bootstrap-servers", kafka_bootstrap, "--mpr", "pins",
+         *map(str, files)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("from JOB_NAM 'XYZ_WS_2_0_25C.tpg'") == 2
+    assert f"{files[0]}: 1 part had no parametric results" in result.stderr
+    assert f"{files[1]}: 2 parts were retests" in result.stderr
+    records = [decode_record(value) for _, value in consume(kafka_bootstrap, topic, 4)]
+    assert all(isinstance(r, ParametricRecord) for r in records)
+    by_id = {r.record_id: r for r in records if isinstance(r, ParametricRecord)}
+    tag = hashlib.sha256(files[1].read_bytes()).hexdigest()[:8]
+    assert set(by_id) == {"LOTR-W1-X1-Y1-S0-00001", "LOTR-W1-X2-Y1-S0-00002",
+                          f"LOTR-W1-X1-Y1-S0-00001-R{tag}", f"LOTR-W1-X2-Y1-S0-00002-R{tag}"}
+    first, again = by_id["LOTR-W1-X1-Y1-S0-00001"], by_id[f"LOTR-W1-X1-Y1-S0-00001-R{tag}"]
+    assert first.product == "XYZ_WS_2_0_25C" and (first.retest, again.retest) == (False, True)
+    assert first.measurements == {"vdd_t10": 1.0, "leak_t20@DQ0": 1.0, "leak_t20@2": 2.0,
+                                  "scan_t30": 0.0}
+    assert first.limits == {
+        "vdd_t10": TestLimits(lo=0.8, hi=1.2, units="V"),
+        "leak_t20@DQ0": TestLimits(lo=None, hi=5.0, units="uA"),
+        "leak_t20@2": TestLimits(lo=None, hi=5.0, units="uA"),
+    }
+    assert (first.hard_bin, first.soft_bin, first.failed_tests) == (3, 31, ["scan_t30"])
+    assert again.measurements["vdd_t10"] == 1.5 and again.limits == first.limits
+    stopped = by_id["LOTR-W1-X2-Y1-S0-00002"]
+    assert (stopped.no_parametric, stopped.measurements, stopped.limits) == (True, {}, None)
+    assert (stopped.hard_bin, first.no_parametric) == (4, False)

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +426,22 @@ def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
     ]
     assert sink.failures[1].reason.startswith("2 record(s) not acknowledged")
     assert sink.failures[1].records == 2
+
+
+def test_the_command_refuses_a_productless_csv_before_it_reaches_for_a_broker(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,v\n1,1.0\n2,2.0\n")
+    env = {"PATH": "/usr/bin:/bin", "STREAM_AL_STATE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "consumers", "produce", "--id-column", "id", str(path),
+         "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
+        check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: parametric records need a product: pass --product-column COLUMN (the column "
+        "naming each row's product) or --product NAME (one product for every row)"
+    ]
+    assert result.stdout == ""
