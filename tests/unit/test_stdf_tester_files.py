@@ -17,6 +17,7 @@ from consumers.produce.items import Parsed, Problem
 from consumers.produce.stdf.retests import SeenParts
 from consumers.produce.stdf.source import FtrMode, MprMode, StdfSource
 from stream_al.codec import decode_record, encode
+from stream_al.errors import DecodeError
 from stream_al.records import ParametricRecord, TestLimits
 from tests.stdf_writer import (
     HI_NOT_HERE,
@@ -257,6 +258,22 @@ def test_limits_come_from_the_first_record_that_states_them(tmp_path: Path) -> N
         {"a_t1": {"lo": 0.5, "hi": 2.5, "units": None},
          "b_t2": {"lo": None, "hi": 3.0, "units": "V"}},
     ]
+
+
+def test_a_huge_limit_means_none_but_a_huge_result_is_refused_by_name(tmp_path: Path) -> None:
+    w = StdfWriter()
+    w.mir()
+    w.pir()
+    w.ptr(1, 1.0, "a", limits=(-1e30, 1e30, "V"))  # how some testers say "no limit"
+    w.prr(part_id="1")
+    w.pir()
+    w.ptr(1, 1e30)
+    w.prr(part_id="2")
+    records, _, _ = read(w.write(tmp_path / "huge.stdf"))
+    assert records[0]["limits"] == {"a_t1": {"lo": None, "hi": None, "units": "V"}}
+    with pytest.raises(DecodeError) as refused:
+        decode_record(json.dumps(records[1]).encode())
+    assert refused.value.reason.startswith("measurements.a_t1: measurement is 1e+30")
 
 
 def test_limits_decode_as_test_limits_keyed_by_measurement(tmp_path: Path) -> None:

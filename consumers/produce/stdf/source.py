@@ -19,6 +19,7 @@ part's index and byte offset (of the uncompressed stream), and the reason.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -94,10 +95,19 @@ def _text(value: Any) -> str:
 
 
 def _real(value: float | None) -> float | None:
-    """A 4-byte float as float32's shortest digits (not float64 noise); None if unusable."""
-    if value is None or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails too
+    """A 4-byte float as float32's shortest digits (not float64 noise); None if not finite.
+
+    A result too large to be a reading is kept, and the codec refuses its record by name.
+    """
+    if value is None or not math.isfinite(value):
         return None
     return float(str(np.float32(value)))
+
+
+def _limit(value: float | None) -> float | None:
+    # Some testers write a huge number (1e30) for "no limit": no limit it is.
+    real = _real(value)
+    return real if real is not None and abs(real) <= MAX_ABS_VALUE else None
 
 
 def _result(fields: dict[str, Any]) -> float | None:
@@ -248,8 +258,8 @@ class _Limits:
         flags = fields.get("OPT_FLAG")
         if flags is None:  # the record stops before its limits: a later one may have them
             return None
-        lo = None if flags & NO_LO_LIMIT else _real(fields.get("LO_LIMIT"))
-        hi = None if flags & NO_HI_LIMIT else _real(fields.get("HI_LIMIT"))
+        lo = None if flags & NO_LO_LIMIT else _limit(fields.get("LO_LIMIT"))
+        hi = None if flags & NO_HI_LIMIT else _limit(fields.get("HI_LIMIT"))
         units = _text(fields.get("UNITS"))[:MAX_UNITS] or None
         limits = None if lo is None and hi is None and units is None else {
             "lo": lo, "hi": hi, "units": units}
