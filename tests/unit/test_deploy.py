@@ -125,6 +125,48 @@ def test_the_daemon_gets_kafka_port_and_a_state_volume(compose: dict[str, Any]) 
     assert f"127.0.0.1:{port}/healthz" in " ".join(daemon["healthcheck"]["test"])
 
 
+def desk_port(desk: dict[str, Any]) -> str:
+    port: str = desk["environment"]["STREAM_AL_DESK__PORT"]
+    return port
+
+
+def test_the_desk_listens_where_compose_reaches_it_and_keeps_its_accounts(
+        compose: dict[str, Any]) -> None:
+    desk = services(compose)["desk"]
+    assert desk["command"] == ["desk"]
+    assert "profiles" not in desk  # part of the default stack, not of the demo only
+    env = desk["environment"]
+    assert env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # 127.0.0.1 inside the container would be unreachable through the published port.
+    assert env["STREAM_AL_DESK__HOST"] == "0.0.0.0"
+    port = desk_port(desk)
+    assert desk["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"127.0.0.1:{port}/" in " ".join(desk["healthcheck"]["test"])
+    # Its own volume at the state dir: accounts and the session key survive a restart,
+    # apart from the daemon's checkpoints.
+    named = {v.split(":")[0]: v.split(":")[1] for v in desk["volumes"] if ":" in v}
+    assert named.get("desk-state") == env["STREAM_AL_STATE_DIR"]
+    assert "desk-state" in compose["volumes"]
+    assert "desk-state" not in services(compose)["stream-al"].get("volumes", [])
+
+
+def test_the_desk_healthcheck_reads_a_page_that_needs_no_login(compose: dict[str, Any],
+                                                               tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from consumers.oracle.desk.app import create_app
+    from consumers.oracle.desk.auth import PasswordLogin
+    from tests.desk_support import RecordingDesk, accounts_with, auth_for
+
+    check = " ".join(services(compose)["desk"]["healthcheck"]["test"])
+    path = re.search(r"http://127\.0\.0\.1:\d+(/[^'\s]*)", check)
+    assert path is not None, check
+    app = create_app(RecordingDesk(), auth_for(PasswordLogin(accounts_with(
+        tmp_path / "users.json"))))
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get(path.group(1)).status_code == 200
+
+
 def test_the_demo_profile_adds_a_floor_and_an_oracle(compose: dict[str, Any]) -> None:
     demo = {name for name, s in services(compose).items() if "demo" in s.get("profiles", [])}
     commands = {tuple(services(compose)[name]["command"][:2]) for name in demo}
@@ -160,7 +202,7 @@ def stream_al_commands(compose: dict[str, Any]) -> dict[str, list[str]]:
 
 def test_every_service_command_is_a_stream_al_command(compose: dict[str, Any]) -> None:
     commands = stream_al_commands(compose)
-    assert {"topics", "stream-al", "floor", "oracle"} <= set(commands)
+    assert {"topics", "stream-al", "floor", "oracle", "desk"} <= set(commands)
     problems = []
     for name, args in commands.items():
         result = stream_al_help(args)
