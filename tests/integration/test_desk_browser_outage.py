@@ -2,7 +2,8 @@
 this test's own, on the same ports and data): the page says "Kafka unreachable: answers
 cannot be sent" and keeps the card and queue it has (not "Nothing to label"), an answer
 is refused at once with that message, and once the broker is back the banner clears and
-the answer lands. Screenshots of both go to ``tests/artifacts/desk/``."""
+the answer lands (and a click on a queue row opens that card). Screenshots of both go
+to ``tests/artifacts/desk/``."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def test_a_broker_outage_shows_a_banner_keeps_the_card_and_clears_when_it_is_bac
         ann.wait_for_selector("#toast:not([hidden])", timeout=30_000)
         assert ann.text_content("#toast") == f"{first.query_id}: labelled fail"
         ann.wait_for_selector(card_of(ann, second.query_id))
+        ann.click(f"#queue li[data-query-id='{third.query_id}']")  # a queue row opens its card
+        ann.wait_for_selector(card_of(ann, third.query_id))
         assert ann.evaluate("window.__empties") == 0
     labels = read_labels(broker.bootstrap, "desk-labels", 2, timeout_s=10)
     assert [(x.query_id, x.label, x.labeler) for x in labels] == [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consumers.oracle.desk.cards import TEXT_MAX, DieAtlas, Population, bounded, card
+from consumers.oracle.desk.cards import JSON, TEXT_MAX, DieAtlas, Population, bounded, card
 from stream_al.codec import decode_request, encode
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord
 from tests.desk_support import RecordingDesk
@@ -24,8 +24,14 @@ def with_fields(request: OracleRequest, **fields: object) -> OracleRequest:
     return decode_request(encode(request.model_copy(update={"record": record})))
 
 
-def rows_of(view: dict) -> dict[str, dict]:
+def rows_of(view: JSON) -> dict[str, JSON]:
     return {row["name"]: row for row in view["measurements"]}
+
+
+def z_of(population: Population, product: str, name: str, value: float) -> float:
+    z = population.z(product, name, value)
+    assert z is not None, f"{product}/{name}: no z-score"
+    return z
 
 
 def test_each_value_is_shown_beside_its_limits_and_out_of_limit_ones_come_first() -> None:
@@ -76,18 +82,19 @@ def test_the_z_score_says_how_far_a_value_is_from_the_products_recent_population
     population = Population()
     for n in range(200):
         population.see_values("P", {"vdd": 1.0 + 0.01 * (n % 5 - 2)})  # sd ≈ 0.0141
-    assert abs(population.z("P", "vdd", 1.0)) < 0.1
-    assert 6.5 < population.z("P", "vdd", 1.1) < 7.5
+    assert abs(z_of(population, "P", "vdd", 1.0)) < 0.1
+    assert 6.5 < z_of(population, "P", "vdd", 1.1) < 7.5
     assert population.z("P", "idd", 1.0) is None and population.z("Q", "vdd", 1.0) is None
     for _ in range(3000):  # the population moves: the old mean is forgotten
         population.see_values("P", {"vdd": 2.0 + 0.01 * (_ % 3 - 1)})
-    assert abs(population.z("P", "vdd", 2.0)) < 0.5
+    assert abs(z_of(population, "P", "vdd", 2.0)) < 0.5
 
 
 def test_the_desk_scores_a_card_against_the_requests_it_has_read() -> None:
     desk = RecordingDesk()
     for n in range(30):
         request = ask(100 + n)
+        assert isinstance(request.record, ParametricRecord)
         values = dict(request.record.measurements) | {"vdd_core_v": 0.90 + 0.001 * (n % 3)}
         desk.feed(request.model_copy(update={"record": request.record.model_copy(
             update={"measurements": values})}))
