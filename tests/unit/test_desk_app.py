@@ -213,3 +213,13 @@ def test_with_kafka_unreachable_answers_are_refused_at_once_and_the_status_says_
     assert ann.get("/api/state").json()["status"]["kafka"] == "ok"
     assert ann.post("/api/label", json={"query_id": request.query_id, "label": "fail"}
                     ).status_code == 200
+
+
+def test_a_name_too_long_for_a_claim_still_labels(desk: RecordingDesk) -> None:
+    desk.feed(ask(1))
+    long_name = "operator " * 28  # 252 characters: desk.labeler allows 256
+    app = create_app(desk, auth_for(FixedLabeler(long_name.strip())))
+    with browser(app) as page:
+        page.get("/")
+        view = page.get("/api/state").json()
+    assert view["card"]["query_id"] == ask(1).query_id

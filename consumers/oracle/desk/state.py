@@ -15,6 +15,7 @@ claim straight back and it takes effect at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -37,13 +38,21 @@ QUEUE_SHOWN = 50
 CLAIM_TIMEOUT = timedelta(seconds=5)
 #: Z-scores kept for this many requests (far more than a queue holds).
 _SCORES_KEPT = 50_000
+_NAME_IN_HOLDER_MAX = 200
 #: What the page and terminal say while the broker does not answer.
 KAFKA_DOWN = "Kafka unreachable: answers cannot be sent"
 
 
 def holder_for(labeler: str) -> str:
-    """The holder of everything ``labeler`` does, from any tab or terminal."""
-    return f"engineer:{labeler}"
+    """The holder of everything ``labeler`` does, from any tab or terminal (a name too
+    long for a claim's 256 characters is known by its hash).
+
+    >>> holder_for("eng-42"), len(holder_for("x" * 256))
+    ('engineer:eng-42', 80)
+    """
+    if len(labeler) <= _NAME_IN_HOLDER_MAX:
+        return f"engineer:{labeler}"
+    return f"engineer-sha256:{hashlib.sha256(labeler.encode()).hexdigest()}"
 
 
 @dataclass

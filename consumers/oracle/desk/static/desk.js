@@ -170,11 +170,13 @@ function waferMap(map, classes) {
     die.append(title);
     box.append(die);
   }
-  box.append(svg("rect", { x: map.x - .25, y: map.y - .25, width: 1.5, height: 1.5, fill: "#fff",
-    stroke: "#101828", "stroke-width": .22, class: "here" }));
+  // Lines as thick on a small wafer as on a large one (the view box scales with it).
+  const line = Math.min(.25, Math.max(.06, r / 40));
+  box.append(svg("rect", { x: map.x - .2, y: map.y - .2, width: 1.4, height: 1.4, fill: "#fff",
+    stroke: "#101828", "stroke-width": line, class: "here" }));
   box.append(svg("path", { d: `M${map.x + .1} ${map.y + .1}L${map.x + .9} ${map.y + .9}` +
     `M${map.x + .9} ${map.y + .1}L${map.x + .1} ${map.y + .9}`, stroke: "#d92d20",
-    "stroke-width": .25 }));
+    "stroke-width": line * 1.2 }));
   return box;
 }
 
