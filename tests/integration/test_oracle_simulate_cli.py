@@ -102,7 +102,7 @@ def test_kafka_chatter_is_off_by_default_and_log_level_turns_it_on_or_everything
         oracle_env: dict[str, str]) -> None:
     quiet = simulate(oracle_env)
     assert quiet.returncode == 0, quiet.stderr
-    ours = re.compile(r" INFO (progress|sent) ")
+    ours = re.compile(r" INFO (progress: |sent )")
     chatter = [line for line in quiet.stderr.splitlines()
                if re.search(r" (INFO|DEBUG) ", line) and not ours.search(line)]
     assert chatter == []
