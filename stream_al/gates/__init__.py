@@ -10,6 +10,7 @@ from stream_al.gates.config import GateConfig, MeasureName, Strategy, make_gate
 from stream_al.gates.fixed import FixedGate
 from stream_al.gates.hybrid import HybridGate
 from stream_al.gates.randomized import RandomizedUncertaintyGate
+from stream_al.gates.ranked import RankedGate, RecentRanks
 from stream_al.gates.sampling import RandomGate
 from stream_al.gates.variable import VariableUncertaintyGate
 
@@ -24,6 +25,8 @@ __all__ = [
     "MeasureName",
     "RandomGate",
     "RandomizedUncertaintyGate",
+    "RankedGate",
+    "RecentRanks",
     "Strategy",
     "VariableUncertaintyGate",
     "make_gate",

@@ -75,6 +75,23 @@ class AdaptiveThreshold:
         self.down = step * target / (1.0 - target)
         self.value = _clamp(check_unit("threshold", initial))
 
+    def reached_by(self, uncertainty: float, jitter: float = 1.0) -> bool:
+        """Whether ``uncertainty`` reaches θ·``jitter``, an uncertainty below the floor
+        counting as the floor.
+
+        Trees and naive Bayes give many records u = 0 exactly (a pure leaf). Were they
+        never to reach θ, a model confident everywhere would stop asking, and its budget
+        would go unspent while it is wrong (Digits with a Hoeffding tree: 35 labels of
+        180). At the floor the gate cannot rank these records any more, so it asks for
+        them as the budget allows, as the paper's θ on the max posterior does once it
+        passes 1.
+
+        >>> floor = AdaptiveThreshold(THRESHOLD_MIN, step=0.01)
+        >>> floor.reached_by(0.0), AdaptiveThreshold(0.5, step=0.01).reached_by(0.0)
+        (True, False)
+        """
+        return max(uncertainty, THRESHOLD_MIN) >= self.value * jitter
+
     def adapt(self, triggered: bool) -> None:
         factor = 1.0 + self.step if triggered else 1.0 - self.down
         self.value = _clamp(self.value * factor)

@@ -10,12 +10,14 @@ from stream_al.errors import ConfigError
 from stream_al.gates.base import Gate
 from stream_al.gates.fixed import FixedGate
 from stream_al.gates.hybrid import HybridGate
+from stream_al.gates.ranked import RankedGate
 from stream_al.gates.randomized import RandomizedUncertaintyGate
 from stream_al.gates.sampling import RandomGate
 from stream_al.gates.variable import VariableUncertaintyGate
 
 Strategy = Literal["random", "fixed", "variable", "randomized", "hybrid"]
 MeasureName = Literal["least_confidence", "margin", "entropy"]
+Scale = Literal["rank", "raw"]
 
 #: Adaptive gates start at the top of the range. θ falls one step on every affordable
 #: record it lets pass, but rises only on a query, which the budget rations: from 1.0 it
@@ -26,6 +28,9 @@ MeasureName = Literal["least_confidence", "margin", "entropy"]
 ADAPTIVE_START = 1.0
 #: Fixed θ: u ≥ 0.5 is max p ≤ 0.75 for two classes under least confidence.
 FIXED_START = 0.5
+#: On the rank scale θ is a share of recent uncertainties: adaptive gates start at the
+#: median, where the scores are, rather than at the top, where they must first come down.
+RANK_START = 0.5
 
 
 class GateConfig(BaseModel):
@@ -44,12 +49,18 @@ class GateConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: Strategy = "variable"
+    strategy: Strategy = "randomized"
+    scale: Scale = Field(
+        "rank", description="what θ is compared with: rank (u's share among the model's "
+        "recent uncertainties, so one rule fits every model's calibration) or raw (u itself)")
+    rank_window: int = Field(500, ge=10, le=100_000,
+                             description="rank scale: how many recent uncertainties a rank "
+                             "is judged against")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0,
         description="initial uncertainty threshold θ in [0, 1] (0 queries every record); "
-        f"None picks the strategy's default ({ADAPTIVE_START} for adaptive gates, "
-        f"{FIXED_START} for fixed)",
+        f"None picks the strategy's default ({RANK_START} for adaptive gates on the rank "
+        f"scale, {ADAPTIVE_START} on the raw one, {FIXED_START} for fixed)",
     )
     step: float = Field(0.01, gt=0.0, lt=1.0,
                         description="relative threshold step s in (0, 1) (paper: 0.01)")
@@ -86,11 +97,25 @@ def make_gate(config: GateConfig, seed: int, budget_fraction: float | None = Non
     --------
     >>> gate = make_gate(GateConfig(strategy="hybrid"), seed=3)
     >>> gate.name, gate.threshold
-    ('hybrid', 1.0)
+    ('hybrid', 0.5)
+    >>> make_gate(GateConfig(strategy="variable", scale="raw"), seed=3).threshold
+    1.0
     >>> make_gate(GateConfig(strategy="random"), seed=3, budget_fraction=0.1).name
     'random'
     """
     config = GateConfig.model_validate(config.model_dump())
+    gate = _unranked_gate(config, seed, budget_fraction)
+    if config.scale == "rank" and config.strategy != "random":
+        # Random ignores u, so it has nothing to rank.
+        return RankedGate(gate, config.rank_window, seed ^ _RANK_SEED)
+    return gate
+
+
+#: Mixed into the model's seed so the tie-breaking draws are not the gate's own draws.
+_RANK_SEED = 0x52414E4B
+
+
+def _unranked_gate(config: GateConfig, seed: int, budget_fraction: float | None) -> Gate:
     if config.strategy == "random":
         return RandomGate(_random_rate(config, budget_fraction), seed)
     if config.strategy == "fixed":
@@ -108,7 +133,7 @@ def _start(config: GateConfig, default: float) -> float:
 def _uncertainty_gate(
     config: GateConfig, seed: int
 ) -> VariableUncertaintyGate | RandomizedUncertaintyGate:
-    theta = _start(config, ADAPTIVE_START)
+    theta = _start(config, RANK_START if config.scale == "rank" else ADAPTIVE_START)
     wants_jitter = config.strategy == "randomized" or (
         config.strategy == "hybrid" and config.hybrid_inner == "randomized"
     )

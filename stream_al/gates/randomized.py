@@ -52,6 +52,6 @@ class RandomizedUncertaintyGate:
 
     def decide(self, uncertainty: float, novelty: float | None = None) -> Reason | None:
         eta = self._rng.gauss(1.0, self._delta)
-        triggered = uncertainty >= self._theta.value * eta
+        triggered = self._theta.reached_by(uncertainty, eta)
         self._theta.adapt(triggered)
         return "uncertainty" if triggered else None

@@ -39,6 +39,6 @@ class VariableUncertaintyGate:
         return self._theta.value
 
     def decide(self, uncertainty: float, novelty: float | None = None) -> Reason | None:
-        triggered = uncertainty >= self._theta.value
+        triggered = self._theta.reached_by(uncertainty)
         self._theta.adapt(triggered)
         return "uncertainty" if triggered else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Callable
 from statistics import NormalDist
 from typing import get_args
 
@@ -24,6 +25,7 @@ from stream_al.gates import (
     MeasureName,
     RandomGate,
     RandomizedUncertaintyGate,
+    RankedGate,
     Strategy,
     VariableUncertaintyGate,
     make_gate,
@@ -45,6 +47,11 @@ CONFIGS = {
     "randomized": GateConfig(strategy="randomized"),
     "hybrid": GateConfig(strategy="hybrid"),
     "hybrid-randomized": GateConfig(strategy="hybrid", hybrid_inner="randomized"),
+    # The same rules on u itself rather than on its rank.
+    "fixed-raw": GateConfig(strategy="fixed", scale="raw"),
+    "variable-raw": GateConfig(strategy="variable", scale="raw"),
+    "randomized-raw": GateConfig(strategy="randomized", scale="raw"),
+    "hybrid-raw": GateConfig(strategy="hybrid", scale="raw"),
 }
 #: Each strategy of the Literal (whether CONFIGS has it or not), then the variants.
 CASES = [*STRATEGIES, *(name for name in CONFIGS if name not in STRATEGIES)]
@@ -137,9 +144,9 @@ def test_variable_threshold_follows_the_paper_rule_in_u_form() -> None:
     assert gate.threshold == pytest.approx(0.5 * 1.1 * 0.9)  # a pass widens it
 
 
-@pytest.mark.parametrize("strategy", ["variable", "randomized"])
-def test_adaptive_threshold_is_clamped_to_its_range(strategy: Strategy) -> None:
-    gate = make_gate(CONFIGS[strategy], seed=3)
+@pytest.mark.parametrize("case", ["variable-raw", "randomized-raw"])
+def test_adaptive_threshold_is_clamped_to_its_range(case: str) -> None:
+    gate = make_gate(CONFIGS[case], seed=3)
     falling = [t for _, t in _run(gate, [(0.0, None)] * 2000)]
     rising = [t for _, t in _run(gate, [(1.0, None)] * 2000)]
     assert min(falling) == pytest.approx(THRESHOLD_MIN)
@@ -165,11 +172,29 @@ def test_variable_gate_settles_where_half_the_affordable_records_trigger() -> No
 
 
 def test_randomized_gate_queries_certain_records_at_the_gaussian_rate() -> None:
-    # u = 0 triggers exactly when η ≤ 0, whatever θ: P = Φ(−1/δ).
+    # With θ far above its floor, u = 0 triggers when η ≤ THRESHOLD_MIN/θ ≈ 0:
+    # P ≈ Φ(−1/δ). A tiny step keeps θ near 1 for the whole run.
     delta = 0.8
-    gate = RandomizedUncertaintyGate(seed=5, delta=delta)
+    gate = RandomizedUncertaintyGate(seed=5, delta=delta, step=1e-6)
     rate = sum(gate.decide(0.0) is not None for _ in range(5000)) / 5000
     assert rate == pytest.approx(NormalDist(1.0, delta).cdf(0.0), abs=0.02)
+
+
+@pytest.mark.parametrize("make", [lambda: VariableUncertaintyGate(threshold=0.01),
+                                  lambda: RandomizedUncertaintyGate(seed=6, threshold=0.01)])
+def test_certain_records_are_queried_once_the_threshold_reaches_its_floor(
+        make: Callable[[], Gate]) -> None:
+    # A model sure of everything (pure leaves: u = 0) must still spend its budget: at the
+    # floor the gate cannot rank such records, so it asks for them as often as it passes.
+    gate = make()
+    decisions = [gate.decide(0.0) for _ in range(3000)][1000:]
+    assert gate.threshold == pytest.approx(THRESHOLD_MIN, rel=0.05)
+    assert 0.3 <= sum(d is not None for d in decisions) / len(decisions) <= 0.7
+
+
+def test_above_its_floor_the_variable_gate_never_queries_a_certain_record() -> None:
+    gate = VariableUncertaintyGate(threshold=0.5, step=1e-6)
+    assert all(gate.decide(0.0) is None for _ in range(1000))
 
 
 def test_randomized_gate_without_jitter_is_the_variable_gate() -> None:
@@ -224,9 +249,21 @@ def test_configured_measures_are_exactly_the_known_measures() -> None:
     assert set(get_args(MeasureName)) == set(MEASURES)
 
 
-@pytest.mark.parametrize(("strategy", "start"), [("fixed", 0.5), ("variable", 1.0)])
-def test_unset_threshold_takes_the_strategy_default(strategy: Strategy, start: float) -> None:
-    assert make_gate(GateConfig(strategy=strategy), seed=0).threshold == start
+@pytest.mark.parametrize(("strategy", "scale", "start"), [
+    ("fixed", "rank", 0.5), ("fixed", "raw", 0.5), ("variable", "rank", 0.5),
+    ("variable", "raw", 1.0), ("randomized", "rank", 0.5), ("randomized", "raw", 1.0)])
+def test_unset_threshold_takes_the_strategy_default(strategy: Strategy, scale: str,
+                                                    start: float) -> None:
+    config = GateConfig.model_validate({"strategy": strategy, "scale": scale})
+    assert make_gate(config, seed=0).threshold == start
+
+
+def test_the_default_gate_is_randomized_on_the_rank_scale() -> None:
+    # Chosen by `stream-al bench anchors` (docs/benchmarks.md): it beat every other
+    # strategy and scale over the 14 configurations.
+    config = GateConfig()
+    assert (config.strategy, config.scale) == ("randomized", "rank")
+    assert isinstance(make_gate(config, seed=0), RankedGate)
 
 
 def test_configured_threshold_is_the_starting_threshold() -> None:
