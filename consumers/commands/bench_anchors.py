@@ -39,6 +39,10 @@ def register(cli: Cli) -> None:
         plot: Annotated[Path, typer.Option(help="accuracy against budget, PNG (the delayed "
                                            "oracle's beside it, -delayN)")]
         = Path("bench-results/anchors.png"),
+        own_budgets: Annotated[bool, typer.Option(
+            "--own-budgets", help="let each arm spend what its own budget manager allows "
+            "(scikit-activeml's overspends early) instead of one hard budget ⌈B·t⌉ + 1 for "
+            "all")] = False,
         rerender: Annotated[Path | None, typer.Option(
             exists=True, dir_okay=False,
             help="no run: write the tables and plots again from these JSON rows")] = None,
@@ -64,7 +68,8 @@ def register(cli: Cli) -> None:
             configs=chosen, budgets=budgets, seeds=[0] if quick else list(range(seeds)),
             delays=[0, delay] if delay else [0], jobs=jobs,
             records=records or (QUICK_RECORDS if quick else None), out=out, markdown=markdown,
-            plot=plot, command=shlex.join(["stream-al", *sys.argv[1:]]))
+            plot=plot, command=shlex.join(["stream-al", *sys.argv[1:]]),
+            own_budgets=own_budgets)
         if rerender is not None:
             run.rerender(rerender, options, wide_console())
         else:

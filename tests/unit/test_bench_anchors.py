@@ -101,12 +101,32 @@ def test_the_cold_start_asks_until_two_classes_for_every_arm_and_charges_it() ->
     cold = [item.record.record_id for item in stream.items[:first_other + 1]]
     for name in every_arm():
         arm = Recorder(_arm(name, stream, 0.1))
-        run_arm(stream, arm, 0.1, delay=0)
+        # Without the hard budget, which would ration the cold start too.
+        run_arm(stream, arm, 0.1, delay=0, hard_budget=False)
         assert arm.asked[:len(cold)] == cold, name
     # Charged against the arm's own budget: stream-al's window counts them as queries.
     learner_arm = StreamAlArm(LR, 0, 0.1, "variable")
-    run_arm(toy_stream(first_other + 1, seed=2, first="pass", lead=6), learner_arm, 0.1, 0)
+    run_arm(toy_stream(first_other + 1, seed=2, first="pass", lead=6), learner_arm, 0.1, 0,
+            hard_budget=False)
     assert learner_arm.learner.budget.spent_ratio("transaction") > 0.0
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.2])
+def test_the_hard_budget_holds_every_arm_to_the_same_bound_at_every_record(
+        budget: float) -> None:
+    stream = toy_stream(400, seed=3, first="pass", lead=6)
+    for name in ["all", *every_arm()]:
+        inner = AllLabels(LR, 0) if name == "all" else _arm(name, stream, budget)
+        arm = Recorder(inner)
+        result = run_arm(stream, arm, budget, delay=0)
+        order = [item.record.record_id for item in stream.items]
+        asked_at = sorted(order.index(r) for r in arm.asked)
+        for used, index in enumerate(asked_at, start=1):
+            assert used <= math.ceil(budget * (index + 1)) + 1, (name, index)
+        assert result.labels_max_over_bound is not None and result.labels_max_over_bound <= 0
+    # An arm that wants every label gets exactly the bound, no more and no fewer.
+    eager = run_arm(stream, AllLabels(LR, 0), budget, delay=0)
+    assert eager.labels_used == math.ceil(budget * stream.size) + 1
 
 
 def _noisy(n: int) -> Stream:

@@ -24,7 +24,9 @@ from stream_al.models import build_model, most_probable, stable_seed
 from stream_al.records import OracleLabel, OracleRequest, query_id_for
 
 #: stream-al's strategies, each run through its own ``Learner``.
-STREAM_AL: Final = ("random", "fixed", "variable", "randomized", "hybrid")
+#: stream-al's strategies on the default (rank) scale, and the paper's variable
+#: uncertainty on u itself: the rule the default replaced, measured in the same run.
+STREAM_AL: Final = ("random", "fixed", "variable", "randomized", "hybrid", "variable-raw")
 
 
 def plain_model(config: Config, seed: int) -> compose.Pipeline:
@@ -116,7 +118,7 @@ class StreamAlArm:
         self.learner = Learner(LearnerConfig(
             model=config.model_config, seed=seed,
             budget=BudgetConfig(fraction=budget, audit_fraction=0.0),
-            gate=GateConfig.model_validate({"strategy": strategy})))
+            gate=gate_settings(strategy)))
         self._decision: Decision | None = None
 
     def step(self, index: int, item: Item) -> tuple[str | None, bool]:
@@ -126,7 +128,12 @@ class StreamAlArm:
     def commit(self, index: int, item: Item, asked: bool) -> OracleRequest | None:
         decision = self._decision
         assert decision is not None
-        if not asked or decision.request is not None:
+        if not asked:
+            # Refused by the hard budget: the learner's window counts each cold-start
+            # record twice (below), so its own bound can run a label ahead. The query is
+            # charged and never answered, as a real one the oracle drops would be.
+            return None
+        if decision.request is not None:
             return decision.request
         return self._cold_start(item, decision)
 
@@ -152,6 +159,12 @@ class StreamAlArm:
     def learn(self, label: OracleLabel, item: Item) -> None:
         outcome = self.learner.apply(label).outcome
         assert outcome == "applied", f"the learner refused a label: {outcome}"
+
+
+def gate_settings(arm: str) -> GateConfig:
+    """The gate of a stream-al arm: ``<strategy>`` or ``<strategy>-raw``, defaults else."""
+    strategy, _, scale = arm.partition("-")
+    return GateConfig.model_validate({"strategy": strategy, "scale": scale or "rank"})
 
 
 def stream_al_arms(config: Config, seed: int, budget: float) -> list[Arm]:

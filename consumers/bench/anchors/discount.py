@@ -39,9 +39,11 @@ def target_labels(budget: float, records: int) -> int:
 
 
 def bisect_discount(stream: Stream, config: Config, budget: float, delay: int,
-                    run: Callable[[float], ArmResult] | None = None) -> Bisected:
+                    run: Callable[[float], ArmResult] | None = None,
+                    hard_budget: bool = True) -> Bisected:
     """The discount factor whose seed-0 run spends closest to ⌈B·n⌉ labels."""
-    spend = run or (lambda d: run_arm(stream, EntropyArm(config, 0, d), budget, delay))
+    spend = run or (lambda d: run_arm(stream, EntropyArm(config, 0, d), budget, delay,
+                                      hard_budget))
     target = target_labels(budget, stream.size)
     tolerance = max(1, round(0.01 * target))
     tried: dict[float, ArmResult] = {}

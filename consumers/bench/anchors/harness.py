@@ -72,8 +72,16 @@ def request_for(item: Item, arm: str, predicted: str | None) -> OracleRequest:
         expires_at=now + timedelta(days=365), record=record)
 
 
-def run_arm(stream: Stream, arm: Arm, budget: float, delay: int) -> ArmResult:
-    """Replay ``stream`` through ``arm``; ``budget`` only sizes the bound it is held to."""
+def run_arm(stream: Stream, arm: Arm, budget: float, delay: int,
+            hard_budget: bool = True) -> ArmResult:
+    """Replay ``stream`` through ``arm``.
+
+    With ``hard_budget`` every arm is held to one budget, MOA's: a query that would take
+    the labels past ⌈B·t⌉ + 1 after t records is refused, whatever the arm's own budget
+    manager allows, so every arm is compared on (at most) the same labels. Without it,
+    ``budget`` only sizes the bound reported, and each arm spends what its own manager
+    lets it.
+    """
     truths: dict[str, int] = {}  # query id → index of the record asked about
     oracle = SimulatedOracle(lambda request: stream.items[truths[request.query_id]].truth,
                              delay_records=delay, labeler="anchors")
@@ -87,7 +95,8 @@ def run_arm(stream: Stream, arm: Arm, budget: float, delay: int) -> ArmResult:
         for label in oracle.due(now, record_index=index):
             arm.learn(label, stream.items[truths.pop(label.query_id)])
         predicted, wanted = arm.step(index, item)
-        asked = wanted or cold.active
+        asked = (wanted or cold.active) and (
+            not hard_budget or result.labels_used < math.ceil(budget * (index + 1)) + 1)
         request = arm.commit(index, item, asked)
         assert (request is not None) == asked, "an arm names a request exactly when asked"
         if request is not None:

@@ -49,6 +49,7 @@ class AnchorsOptions:
     markdown: Path = Path("bench-results/anchors.md")
     plot: Path = Path("bench-results/anchors.png")
     command: str = "stream-al bench anchors"
+    own_budgets: bool = False  # each arm spends what its own budget manager allows
     notes: list[str] = field(default_factory=list)
 
 
@@ -60,7 +61,7 @@ def run_anchors(options: AnchorsOptions, console: Console) -> list[Row]:
                                 "(pip install 'stream-al[anchors]')")
     sizes = {c.dataset: load(c.dataset, options.records).size for c in configs}
     reference_units, budgeted = plan(configs, options.budgets, options.seeds, options.delays,
-                                     arms, options.records)
+                                     arms, options.records, not options.own_budgets)
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
@@ -86,6 +87,7 @@ def rerender(rows_path: Path, options: AnchorsOptions, console: Console) -> list
     again = AnchorsOptions(configs=configs, budgets=budgets, seeds=seeds, delays=delays,
                            out=rows_path, markdown=options.markdown, plot=options.plot,
                            command=options.command,
+                           own_budgets=not all(r.get("hard_budget", False) for r in rows),
                            notes=[f"tables re-rendered from {rows_path} (wall time: see the "
                                   "run that wrote it)"])
     _write(again, rows, None, configs, rows_too=False)
@@ -192,7 +194,18 @@ def _header(options: AnchorsOptions, seconds: float | None,
             f"{', '.join(map(str, options.delays))} records"
             f"{f'; the first {options.records} records of each stream' if options.records else ''}"
             "\n"
+            f"- {_budget_rule(options.own_budgets)}\n"
             f"- {_wall(seconds, options.jobs)}{versions}{notes}\n")
+
+
+def _budget_rule(own_budgets: bool) -> str:
+    if own_budgets:
+        return ("each arm spends what its own budget manager allows (scikit-activeml's "
+                "estimate over w = 100, River's none, stream-al's ⌈B·t⌉ + 1): the arms do "
+                "not get the same labels")
+    return ("one hard budget for every arm, MOA's: a query that would take the labels past "
+            "⌈B·t⌉ + 1 after t records is refused, cold start included, so no arm gets "
+            "more labels than another")
 
 
 def _wall(seconds: float | None, jobs: int) -> str:

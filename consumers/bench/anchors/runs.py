@@ -36,6 +36,7 @@ class Unit:
     seeds: tuple[int, ...]
     arms: tuple[str, ...]
     cap: int | None = None  # the first records of each stream only
+    hard_budget: bool = True  # every arm held to ⌈B·t⌉ + 1 (else each to its own manager)
 
     def records(self, sizes: Mapping[str, int]) -> int:
         """Records this unit replays, about (a bisection takes a few runs more)."""
@@ -50,10 +51,10 @@ def arm_names(with_skactiveml: bool) -> tuple[str, ...]:
 
 def plan(configs: Sequence[Config], budgets: Sequence[float], seeds: Sequence[int],
          delays: Sequence[int], arms: Sequence[str], cap: int | None = None,
-         ) -> tuple[list[Unit], list[Unit]]:
+         hard_budget: bool = True) -> tuple[list[Unit], list[Unit]]:
     """The all-labels units, then the budgeted ones."""
     references = [Unit(c, d, None, tuple(seeds), (), cap) for c in configs for d in delays]
-    budgeted = [Unit(c, d, b, tuple(seeds), tuple(arms), cap)
+    budgeted = [Unit(c, d, b, tuple(seeds), tuple(arms), cap, hard_budget)
                 for c in configs for d in delays for b in budgets]
     return references, budgeted
 
@@ -70,7 +71,8 @@ def execute(unit: Unit, references: References) -> list[Row]:
     discount: float | None = None
     first: ArmResult | None = None
     if "river-entropy" in unit.arms:
-        found = bisect_discount(stream, unit.config, budget, unit.delay)
+        found = bisect_discount(stream, unit.config, budget, unit.delay,
+                                hard_budget=unit.hard_budget)
         discount, first = found.discount_factor, found.result
     for seed in unit.seeds:
         reference = references.get((unit.config.dataset, unit.config.model, unit.delay, seed))
@@ -79,7 +81,7 @@ def execute(unit: Unit, references: References) -> list[Row]:
                 result = first  # the bisection's own run at the chosen factor
             else:
                 arm = make_arm(name, unit.config, seed, budget, stream, discount)
-                result = run_arm(stream, arm, budget, unit.delay)
+                result = run_arm(stream, arm, budget, unit.delay, unit.hard_budget)
             row = _row(unit, name, budget, seed, result, reference)
             if name == "river-entropy":
                 row["discount_factor"] = discount
@@ -120,7 +122,7 @@ def _row(unit: Unit, strategy: str, budget: float, seed: int, result: ArmResult,
         "records_per_s": result.records / result.seconds if result.seconds else 0.0,
         "minority_recall": scores.minority_recall, "escape_rate": scores.escape_rate,
         "overkill": scores.overkill, "labels_max_over_bound": result.labels_max_over_bound,
-        "delay": unit.delay,
+        "delay": unit.delay, "hard_budget": unit.hard_budget,
     }
     for target in TARGETS:
         row[reach_key(target)] = (labels_to_reach(curve, target * reference)
