@@ -83,8 +83,9 @@ def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
                 try:
                     admin.create_topics([NewTopic(plan.name, plan.partitions, replication,
                                                   topic_configs=dict(plan.config))])
-                    kept = describe_ms(plan.config[RETENTION])
-                    outcome[plan.name] = f"created ({plan.partitions} partitions, kept {kept})"
+                    kept = plan.config.get(RETENTION)
+                    outcome[plan.name] = f"created ({plan.partitions} partitions" + (
+                        f", kept {describe_ms(kept)})" if kept is not None else ")")
                     continue
                 except TopicAlreadyExistsError:
                     pass  # created meanwhile by someone else: judged as an existing one
@@ -98,7 +99,9 @@ RETENTION = "retention.ms"
 
 
 def _existing(admin: KafkaAdminClient, plan: TopicPlan, apply_retention: bool) -> str:
-    wanted = plan.config[RETENTION]
+    wanted = plan.config.get(RETENTION)
+    if wanted is None:
+        return "exists"  # a plan that says nothing of retention (a benchmark's topics)
     resource = ConfigResource(ConfigResourceType.TOPIC, plan.name, configs=[RETENTION])
     described = admin.describe_configs([resource], config_filter="all")
     kept = described.get("topic", {}).get(plan.name, {}).get(RETENTION, {}).get("value")
