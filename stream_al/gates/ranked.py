@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections import deque
+from array import array
 
 from stream_al.gates.base import Gate
 from stream_al.reasons import Reason
@@ -48,7 +48,11 @@ class RecentRanks:
         if window < 1:
             raise ValueError(f"window must be ≥ 1, got {window}")
         self.window = window
-        self._arrival: deque[float] = deque()
+        # The sorted values stay a list: insort on a list is C all the way, 2× faster than
+        # on an array, and a decision is made for most records. ``_arrival`` is a ring of
+        # plain doubles once full (~20 KB a model key at 500 values, ~9 KB checkpointed).
+        self._arrival = array("d")
+        self._oldest = 0
         self._sorted: list[float] = []
         self._rng = random.Random(seed)
 
@@ -64,11 +68,14 @@ class RecentRanks:
             below = bisect.bisect_left(self._sorted, value)
             equal = bisect.bisect_right(self._sorted, value) - below
             rank = (below + self._rng.random() * equal) / n if equal else below / n
-        self._arrival.append(value)
-        bisect.insort(self._sorted, value)
-        if len(self._arrival) > self.window:
-            oldest = self._arrival.popleft()
+        if len(self._arrival) < self.window:
+            self._arrival.append(value)
+        else:
+            oldest = self._arrival[self._oldest]
             del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+            self._arrival[self._oldest] = value
+            self._oldest = (self._oldest + 1) % self.window
+        bisect.insort(self._sorted, value)
         return rank
 
 
