@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 COMMANDS = [["topics", "create"], ["oracle", "simulate", "--idle-exit", "1"],
             ["oracle", "label"], ["desk", "--port", "0"], ["produce", "--simulate",
-                                                           "--records", "1"]]
+                                                           "--records", "1"],
+            ["tail", "predictions"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
