@@ -10,8 +10,8 @@ from stream_al.errors import ConfigError
 from stream_al.gates.base import Gate
 from stream_al.gates.fixed import FixedGate
 from stream_al.gates.hybrid import HybridGate
-from stream_al.gates.ranked import RankedGate
 from stream_al.gates.randomized import RandomizedUncertaintyGate
+from stream_al.gates.ranked import RankedGate
 from stream_al.gates.sampling import RandomGate
 from stream_al.gates.variable import VariableUncertaintyGate
 

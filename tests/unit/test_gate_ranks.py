@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -35,7 +36,9 @@ def test_ranks_of_any_distribution_are_uniform() -> None:
     # The point of the scale: a model whose u crowd near 0 (naive Bayes) and one whose u
     # spread over [0, 1] give the gate the same distribution of inputs.
     rng = random.Random(3)
-    for draw in (lambda: rng.random() ** 12, lambda: rng.betavariate(2, 5)):
+    draws: list[Callable[[], float]] = [lambda: rng.random() ** 12,
+                                        lambda: rng.betavariate(2, 5)]
+    for draw in draws:
         ranks = RecentRanks(500, seed=4)
         seen = [ranks.rank_then_add(draw()) for _ in range(6000)][1000:]
         for q in (0.1, 0.5, 0.9):
