@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stream_al.evaluation import LearningCurve
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: One labelled curve: a name and (labels used, accuracy) points.
 Curve = tuple[str, Sequence[tuple[int, float]]]
@@ -44,34 +47,74 @@ def learning_curves(path: Path, panels: Mapping[str, Sequence[Curve]], title: st
     plt.close(figure)
 
 
-def demo_curves(path: Path, runs: Sequence[tuple[str, LearningCurve]], title: str) -> None:
-    """Left: accuracy on recent devices against labels used, over the budgeted range
-    (where active and random spend the same). Right: prequential accuracy against
-    devices, with the all-labels run for reference."""
+@dataclass(frozen=True)
+class DemoLine:
+    """One arm of the demo as its plot draws it."""
+
+    name: str
+    devices: Sequence[int]
+    #: Balanced accuracy and escape rate on the recent devices (None: no fail among them).
+    balanced: Sequence[float]
+    escape: Sequence[float | None]
+    #: (labels used, prequential balanced accuracy): where annotation savings are read.
+    balanced_by_labels: Sequence[tuple[int, float]]
+    #: False for the all-labels reference, which has no budget to compare at.
+    budgeted: bool = True
+
+
+#: The text of the vertical marker at the rare failure mode's first possible device.
+RARE_MODE_MARKER = "rare failure mode begins"
+
+
+def demo_figure(lines: Sequence[DemoLine], rare_mode_begins: int, target: float | None,
+                title: str) -> Figure:
+    """Balanced accuracy and escape rate on recent devices along the run, the rare
+    failure mode's onset marked on both; and prequential balanced accuracy against labels
+    used over the budgeted range, with the level ``target`` (95 % of the all-labels run's)
+    annotation savings are read at. The caller closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (by_labels, by_devices) = plt.subplots(1, 2, figsize=(12, 4.6))
-    budgeted = [c for name, c in runs if not name.startswith("all")]
-    most = max((c.points[-1][1] for c in budgeted if c.points), default=1)
-    for name, curve in runs:
-        style = "--" if name.startswith(("all", "random")) else "-"
-        points = curve.points
-        if not name.startswith("all"):
-            by_labels.plot([p[1] for p in points], [p[2] for p in points], style, label=name)
-        by_devices.plot([p[0] for p in points], [p[3] for p in points], style, label=name)
+    figure, (balanced, escape, by_labels) = plt.subplots(1, 3, figsize=(16, 4.6))
+    most = max((line.balanced_by_labels[-1][0] for line in lines
+                if line.budgeted and line.balanced_by_labels), default=1)
+    for line in lines:
+        style = "-" if line.budgeted and not line.name.startswith("random") else "--"
+        balanced.plot(line.devices, line.balanced, style, label=line.name)
+        escape.plot(line.devices, [float("nan") if e is None else e for e in line.escape],
+                    style, label=line.name)
+        if line.budgeted and line.balanced_by_labels:
+            xs, ys = zip(*line.balanced_by_labels, strict=True)
+            by_labels.plot(xs, ys, style, label=line.name)
+    for axis in (balanced, escape):
+        axis.axvline(rare_mode_begins, color="crimson", linestyle=":", linewidth=1.4,
+                     label=f"{RARE_MODE_MARKER} (device {rare_mode_begins:,})")
+    if target is not None:
+        by_labels.axhline(target, color="black", linestyle=":", linewidth=1,
+                          label="95 % of the all-labels balanced accuracy")
     by_labels.set_xlim(0, most * 1.02)
-    by_labels.set(title="accuracy on recent devices at equal labels", xlabel="labels used",
-                  ylabel="accuracy (recent devices)")
-    by_devices.set(title="prequential accuracy along the run", xlabel="devices",
-                   ylabel="cumulative accuracy")
-    for axis in (by_labels, by_devices):
+    balanced.set(title="balanced accuracy on recent devices", xlabel="devices",
+                 ylabel="balanced accuracy (recent devices)")
+    escape.set(title="escape rate on recent devices (fails predicted pass)",
+               xlabel="devices", ylabel="escape rate (recent devices)")
+    by_labels.set(title="prequential balanced accuracy at equal labels",
+                  xlabel="labels used", ylabel="balanced accuracy (since the first device)")
+    for axis in (balanced, escape, by_labels):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
+    return figure
+
+
+def demo_curves(path: Path, lines: Sequence[DemoLine], rare_mode_begins: int,
+                target: float | None, title: str) -> None:
+    """The demo's PNG (``demo_figure``)."""
+    import matplotlib.pyplot as plt
+
+    figure = demo_figure(lines, rare_mode_begins, target, title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)

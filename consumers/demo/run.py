@@ -2,18 +2,22 @@
 
 A synthetic floor publishes parametric records onto the in-memory bus; the daemon's
 pipeline scores them and queries within budget; a simulated oracle answers after a
-delay; labels flow back and are learnt. /metrics is served while it runs. At the end
-the same stream is replayed with random sampling and with every label, for the
-summary table and the learning-curve PNG.
+delay; labels flow back and are learnt. /metrics is served while it runs.
+
+Beside the active strategy, two more pipelines see the same devices in the same steps,
+each with its own oracle of the same delay: a random baseline paced to the active arm's
+label count (``consumers.demo.arms``) and a learner asking about every device. The
+summary table and the PNG compare the three.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from rich.console import Console, Group
@@ -21,23 +25,25 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from consumers.bench.plots import demo_curves
+from consumers.bench.plots import DemoLine, demo_curves
 from consumers.daemon.checkpoints import CheckpointStore
 from consumers.daemon.http import HealthServer
+from consumers.demo.arms import Arm, Pace, PacedRandomLearner
 from stream_al.budget import BudgetConfig
-from stream_al.bus import InMemoryConsumer
-from stream_al.codec import decode_prediction
-from stream_al.evaluation import LearningCurve
+from stream_al.evaluation import annotation_savings, labels_to_reach
 from stream_al.gates import GateConfig
-from stream_al.inmemory import InMemoryLoop
 from stream_al.learner import Learner, LearnerConfig
 from stream_al.metrics import Metrics
 from stream_al.oracle import SimulatedOracle
 from stream_al.pipeline import Pipeline
 from stream_al.records import ParametricRecord
-from stream_al.replay import ReplayResult, replay
+from stream_al.simulate.base import SimulatedRecord
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
-from stream_al.topics import TopicNames
+from stream_al.simulate.parametric import RARE_MODE
+
+#: Annotation savings compare the labels each arm needs to reach this share of the
+#: all-labels arm's accuracy (as ``bench labels`` does).
+SAVINGS_TARGET = 0.95
 
 
 @dataclass(frozen=True)
@@ -52,42 +58,53 @@ class DemoOptions:
     rate: float | None = None
     hold_s: float = 0.0
     #: Devices per step; the oracle answers at step ends, so a large step delays labels
-    #: beyond the replays the demo is compared with (250 put hybrid below random).
+    #: (every arm steps alike, so none is favoured, but all learn later).
     chunk: int = 50
 
 
-@dataclass
-class DemoState:
-    """What the live view and the summary show."""
+@dataclass(frozen=True)
+class DemoArms:
+    active: Arm
+    random: Arm
+    every: Arm
+    pace: Pace
 
-    curve: LearningCurve
-    processed: int = 0
-    hits: int = 0
-    labels: int = 0
-    queries: dict[str, int] = field(default_factory=dict)
+    def all(self) -> tuple[Arm, Arm, Arm]:
+        return self.active, self.random, self.every
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The simulated devices and what only the simulator knows about them."""
+
+    stream: list[SimulatedRecord]
+    truth: dict[str, str]
+    rare_mode_begins: int  # the first device that may carry the rare failure mode
+    rare_mode_first: int | None  # the first device that does
+    device_interval_ms: int
+
+
+def simulate_floor(options: DemoOptions) -> Floor:
+    config = FloorConfig(run_length=options.records)
+    simulator = FloorSimulator(config, options.seed)
+    stream = list(simulator.stream(options.records))
+    first = next((index for index, s in enumerate(stream) if s.mode == RARE_MODE), None)
+    return Floor(stream, {s.record["record_id"]: s.truth for s in stream},
+                 simulator.rare_mode_begins, first, config.device_interval_ms)
 
 
 def run_demo(options: DemoOptions, console: Console) -> dict[str, object]:
-    floor = FloorConfig(run_length=options.records)
-    stream = list(FloorSimulator(floor, options.seed).stream(options.records))
-    truth = {s.record["record_id"]: s.truth for s in stream}
-    config = LearnerConfig(gate=GateConfig.model_validate({"strategy": options.strategy}),
-                           budget=BudgetConfig(fraction=options.budget), seed=options.seed)
+    floor = simulate_floor(options)
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
-    pipeline = Pipeline(Learner(config), TopicNames(), metrics)
-    oracle = SimulatedOracle(lambda r: truth.get(r.record_id),
-                             timedelta(seconds=options.oracle_delay_s), seed=options.seed)
-    loop = InMemoryLoop(pipeline, oracle)
+    arms = _arms(options, floor, Metrics(registry))
     server = HealthServer("127.0.0.1", options.metrics_port, registry, lambda: (True, []),
                           port_hint="use --metrics-port (0 picks a free port)").start()
     console.print(f"[bold]stream-al demo[/]: {options.records:,} devices, {options.strategy} "
-                  f"gate, budget {options.budget:.0%}, metrics on "
-                  f"http://127.0.0.1:{server.port}/metrics")
-    state = DemoState(LearningCurve.for_run(options.records))
+                  f"gate, budget {options.budget:.0%}, beside it random at the same label "
+                  f"count and every label; metrics on http://127.0.0.1:{server.port}/metrics")
     try:
-        _drive(stream, loop, pipeline, truth, state, options, console)
-        summary = _compare(stream, config, options, state, console)
+        _drive(floor, arms, options, console)
+        summary = _compare(floor, arms, options, console)
         if options.hold_s > 0:
             console.print(f"serving /metrics for {options.hold_s:.0f} more seconds")
             time.sleep(options.hold_s)
@@ -96,44 +113,66 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, object]:
     return summary
 
 
-def _drive(stream: list, loop: InMemoryLoop, pipeline: Pipeline,  # type: ignore[type-arg]
-           truth: dict[str, str], state: DemoState, options: DemoOptions,
-           console: Console) -> None:
-    predictions = InMemoryConsumer(loop.bus, [pipeline.topics.predictions])
+def _arms(options: DemoOptions, floor: Floor, metrics: Metrics) -> DemoArms:
+    """The three pipelines; only the active one reports to /metrics."""
+    config = LearnerConfig(gate=GateConfig.model_validate({"strategy": options.strategy}),
+                           budget=BudgetConfig(fraction=options.budget), seed=options.seed)
+    # Same budget, warm-up and audits as the active arm; only the gate differs.
+    random_config = config.model_copy(update={"gate": GateConfig(strategy="random")})
+    every_config = config.model_copy(update={
+        "gate": GateConfig(strategy="fixed", threshold=0.0),
+        "budget": BudgetConfig(fraction=1.0, audit_fraction=0.0)})
+    total = len(floor.stream)
+
+    def oracle() -> SimulatedOracle:
+        # One per arm, all alike: an answer to one arm is no answer to another.
+        return SimulatedOracle(lambda request: floor.truth.get(request.record_id),
+                               timedelta(seconds=options.oracle_delay_s), seed=options.seed)
+
+    pace = Pace()
+    return DemoArms(
+        Arm.start(f"{options.strategy} (this run)", Learner(config), oracle(), total, metrics),
+        Arm.start("random, same labels", PacedRandomLearner(random_config, pace), oracle(),
+                  total),
+        Arm.start("all labels", Learner(every_config), oracle(), total), pace)
+
+
+def _drive(floor: Floor, arms: DemoArms, options: DemoOptions, console: Console) -> None:
+    stream = floor.stream
     progress = Progress(TextColumn("devices"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("devices", total=len(stream))
-    topic = pipeline.topics.inputs[0]
     store = _Checkpoints(options.out / "state")
     started = time.monotonic()
-    with Live(Group(progress, _view(state, pipeline)), console=console,
-              refresh_per_second=4) as live:
+    active = arms.active
+    with Live(Group(progress, _view(arms)), console=console, refresh_per_second=4) as live:
         for start in range(0, len(stream), options.chunk):
             chunk = stream[start:start + options.chunk]
-            for simulated in chunk:
-                record = simulated.record
-                loop.publish(topic, record["record_id"].encode(),
-                             json.dumps(record).encode())
+            values = [(s.record["record_id"], json.dumps(s.record).encode()) for s in chunk]
             now = ParametricRecord.model_validate(chunk[-1].record).ts
-            while loop.step(now, max_records=options.chunk):
-                pass
-            _score(predictions, truth, state, pipeline)
-            _publish(loop, pipeline, store, now)
+            # The active arm first: the random arm is paced by its queries in this step.
+            active.step(values, now, options.chunk)
+            active.score(floor.truth, arms.pace)
+            for arm in (arms.random, arms.every):
+                arm.step(values, now, options.chunk)
+                arm.score(floor.truth)
+            _publish(active, store, now)
             progress.update(task, completed=start + len(chunk))
-            live.update(Group(progress, _view(state, pipeline)))
+            live.update(Group(progress, _view(arms)))
             _pace(options.rate, start + len(chunk), started)
-        _finish(loop, now, options)
-        _score(predictions, truth, state, pipeline)
+        for arm in arms.all():
+            _finish(arm, now, options)
+            arm.score(floor.truth)
         store.last = float("-inf")
-        _publish(loop, pipeline, store, now)
-        live.update(Group(progress, _view(state, pipeline)))
+        _publish(active, store, now)
+        live.update(Group(progress, _view(arms)))
     console.line()
 
 
-def _publish(loop: InMemoryLoop, pipeline: Pipeline, store: _Checkpoints,
-             now: datetime) -> None:
+def _publish(arm: Arm, store: _Checkpoints, now: datetime) -> None:
     """State gauges, the in-memory consumer's lag, and a checkpoint now and then: the
     same signals the daemon gives, so the dashboard shows the demo as it would a floor."""
+    pipeline, loop = arm.pipeline, arm.loop
     pipeline.publish_state(now)
     if pipeline.metrics is None:
         return
@@ -161,11 +200,11 @@ class _Checkpoints:
             pipeline.metrics.mark_checkpoint(time.time())
 
 
-def _finish(loop: InMemoryLoop, now: datetime, options: DemoOptions) -> None:
+def _finish(arm: Arm, now: datetime, options: DemoOptions) -> None:
     """Let the oracle answer what is still open, as the floor would after the run."""
     end = now + timedelta(seconds=options.oracle_delay_s + 1)
-    loop.step(end)
-    loop.step(end)
+    arm.loop.step(end)
+    arm.loop.step(end)
 
 
 def _pace(rate: float | None, done: int, started: float) -> None:
@@ -175,24 +214,8 @@ def _pace(rate: float | None, done: int, started: float) -> None:
             time.sleep(ahead)
 
 
-def _score(predictions: InMemoryConsumer, truth: dict[str, str], state: DemoState,
-           pipeline: Pipeline) -> None:
-    registry = pipeline.learner.registry
-    state.labels = sum(registry.get(key).version for key in registry.keys())
-    for message in predictions.poll(1_000_000):
-        prediction = decode_prediction(message.value or b"")
-        hit = prediction.predicted == truth[prediction.record_id]
-        state.processed += 1
-        state.hits += hit
-        state.curve.update(hit, state.labels)
-    state.queries = {}
-    for policy in pipeline.learner.policies.values():
-        for reason, count in policy.queries.items():
-            state.queries[reason] = state.queries.get(reason, 0) + count
-
-
-def _view(state: DemoState, pipeline: Pipeline) -> Table:
-    learner = pipeline.learner
+def _view(arms: DemoArms) -> Table:
+    learner = arms.active.learner
     table = Table(title="live", show_header=True)
     for header in ("model", "labels", "threshold", "budget spent", "audit acc",
                    "queried acc"):
@@ -202,11 +225,16 @@ def _view(state: DemoState, pipeline: Pipeline) -> Table:
         table.add_row(key, str(learner.registry.get(key).version),
                       f"{learner.threshold(key):.3f}", f"{learner.budget.spent_ratio(key):.3f}",
                       _fmt(windows.get("audit")), _fmt(windows.get("queried")))
-    accuracy = state.hits / state.processed if state.processed else 0.0
-    asked = " · ".join(f"{reason} {count:,}" for reason, count in sorted(state.queries.items()))
-    table.caption = (f"devices {state.processed:,} · prequential accuracy {accuracy:.3f} · "
-                     f"labels {state.labels:,} · pending {len(learner.pending):,}\n"
-                     f"queries: {asked or 'none yet'}")
+    asked = " · ".join(f"{reason} {count:,}"
+                       for reason, count in sorted(arms.active.queries_by_reason().items()))
+    lines = [f"devices {arms.active.scores.confusion.records:,} · pending "
+             f"{len(learner.pending):,} · queries: {asked or 'none yet'}"]
+    for arm in arms.all():
+        scores = arm.scores
+        lines.append(f"{arm.name}: labels {scores.labels:,} · accuracy "
+                     f"{scores.confusion.accuracy:.3f} · balanced "
+                     f"{scores.confusion.balanced_accuracy:.3f}")
+    table.caption = "\n".join(lines)
     return table
 
 
@@ -214,47 +242,109 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _compare(stream: list, config: LearnerConfig, options: DemoOptions,  # type: ignore[type-arg]
-             state: DemoState, console: Console) -> dict[str, object]:
-    console.print("replaying the same floor with random sampling and with every label …")
-    records = [(ParametricRecord.model_validate(s.record), s.truth) for s in stream]
-    delay = int(options.oracle_delay_s * 1000 / FloorConfig().device_interval_ms)
-    random_config = config.model_copy(update={"gate": GateConfig(strategy="random")})
-    all_config = config.model_copy(update={
-        "gate": GateConfig(strategy="fixed", threshold=0.0),
-        "budget": BudgetConfig(fraction=1.0, audit_fraction=0.0)})
-    random_run = replay(records, random_config, len(records), delay=delay)
-    all_run = replay(records, all_config, len(records), delay=delay)
-    active_accuracy = state.hits / max(1, state.processed)
-    summary = _summary_table(state, active_accuracy, random_run, all_run, options)
-    console.print(summary)
+def _compare(floor: Floor, arms: DemoArms, options: DemoOptions,
+             console: Console) -> dict[str, object]:
+    every = arms.every.scores.confusion
+    accuracy_target = SAVINGS_TARGET * every.accuracy
+    balanced_target = SAVINGS_TARGET * every.balanced_accuracy
+    rows = {key: _measures(arm, accuracy_target, balanced_target)
+            for key, arm in zip(("active", "random", "all"), arms.all(), strict=True)}
+    savings = {
+        "annotation_savings": annotation_savings(rows["active"]["labels_to_95"],
+                                                 rows["random"]["labels_to_95"]),
+        "annotation_savings_balanced": annotation_savings(
+            rows["active"]["labels_to_95_balanced"], rows["random"]["labels_to_95_balanced"])}
+    console.print(_summary_table(arms, rows, savings, floor))
     options.out.mkdir(parents=True, exist_ok=True)
     png = options.out / "learning-curve.png"
-    demo_curves(png, [(f"{options.strategy} B={options.budget:g} (this run)", state.curve),
-                      (f"random B={options.budget:g}", random_run.curve),
-                      ("all labels", all_run.curve)],
-                f"stream-al demo: {options.records:,} devices, oracle delay "
-                f"{options.oracle_delay_s:g} s")
-    result = {"records": state.processed, "labels_active": state.labels,
-              "accuracy_active": active_accuracy, "labels_random": random_run.labels_used,
-              "accuracy_random": random_run.accuracy, "labels_all": all_run.labels_used,
-              "accuracy_all": all_run.accuracy, "plot": str(png)}
+    demo_curves(png, [_line(arm, minority=every.minority) for arm in arms.all()],
+                floor.rare_mode_begins, balanced_target,
+                f"stream-al demo: {options.records:,} devices, B = {options.budget:g}, "
+                f"oracle delay {options.oracle_delay_s:g} s")
+    active, random, full = rows["active"], rows["random"], rows["all"]
+    result: dict[str, Any] = {
+        # The keys of earlier versions, unchanged in meaning (the random and all-labels
+        # runs are now live arms beside the active one, no longer replays).
+        "records": arms.active.scores.confusion.records,
+        "labels_active": active["labels"], "accuracy_active": active["accuracy"],
+        "labels_random": random["labels"], "accuracy_random": random["accuracy"],
+        "labels_all": full["labels"], "accuracy_all": full["accuracy"], "plot": str(png),
+        "strategy": options.strategy, "budget": options.budget,
+        "oracle_delay_s": options.oracle_delay_s,
+        "random_baseline": "live, paced to the active arm's query count",
+        "all_labels_baseline": "live, every device asked",
+        "label_gap": (random["labels"] - active["labels"]) / max(1, active["labels"]),
+        "random_most_ahead": arms.pace.most_ahead,
+        "savings_target": SAVINGS_TARGET,
+        **savings,
+        "rare_mode_begins": floor.rare_mode_begins,
+        "rare_mode_first_device": floor.rare_mode_first,
+    }
+    for key, row in rows.items():
+        for measure in ("queries", "balanced_accuracy", "escape_rate", "overkill",
+                        "labels_to_95", "labels_to_95_balanced"):
+            result[f"{measure}_{key}"] = row[measure]
     (options.out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     console.print(f"learning curve: {png}\nsummary: {options.out / 'summary.json'}")
     return result
 
 
-def _summary_table(state: DemoState, active_accuracy: float, random_run: ReplayResult,
-                   all_run: ReplayResult, options: DemoOptions) -> Table:
-    table = Table(title="summary: same devices, same oracle delay")
-    for header in ("run", "labels used", "share of devices", "prequential accuracy",
-                   "of all-labels accuracy"):
+def _measures(arm: Arm, accuracy_target: float, balanced_target: float) -> dict[str, Any]:
+    scores, confusion = arm.scores, arm.scores.confusion
+    return {"labels": scores.labels, "queries": scores.queries,
+            "accuracy": confusion.accuracy, "balanced_accuracy": confusion.balanced_accuracy,
+            "escape_rate": confusion.escape_rate, "overkill": confusion.overkill,
+            "labels_to_95": labels_to_reach(scores.curve.prequential(), accuracy_target),
+            "labels_to_95_balanced": labels_to_reach(scores.balanced_by_labels(),
+                                                     balanced_target)}
+
+
+def _line(arm: Arm, minority: str | None) -> DemoLine:
+    points = arm.scores.points
+    escape = [None if minority is None or minority not in p.recent_recalls
+              else 1.0 - p.recent_recalls[minority] for p in points]
+    return DemoLine(arm.name, [p.devices for p in points], [p.recent_balanced for p in points],
+                    escape, arm.scores.balanced_by_labels(), budgeted=arm.name != "all labels")
+
+
+def _summary_table(arms: DemoArms, rows: dict[str, dict[str, Any]],
+                   savings: dict[str, float | None], floor: Floor) -> Table:
+    table = Table(title="summary: the same devices in the same order, each arm with its own "
+                  "oracle of the same delay, all three live")
+    table.add_column("run", no_wrap=True)
+    for header in ("labels used", "of devices", "accuracy", "balanced acc", "escapes",
+                   "overkill", "labels to 95 % acc", "savings", "labels to 95 % bal",
+                   "savings (bal)"):
         table.add_column(header, justify="right")
-    for name, labels, accuracy in (
-            (f"{options.strategy} (this run)", state.labels, active_accuracy),
-            ("random, same budget", random_run.labels_used, random_run.accuracy),
-            ("all labels", all_run.labels_used, all_run.accuracy)):
-        table.add_row(name, f"{labels:,}", f"{labels / max(1, state.processed):.1%}",
-                      f"{accuracy:.4f}", f"{accuracy / max(all_run.accuracy, 1e-9):.1%}")
+    devices = max(1, arms.active.scores.confusion.records)
+    for key, arm in zip(("active", "random", "all"), arms.all(), strict=True):
+        row = rows[key]
+        if key == "active":
+            saved = (_percent(savings["annotation_savings"]),
+                     _percent(savings["annotation_savings_balanced"]))
+        else:
+            saved = ("baseline", "baseline") if key == "random" else ("–", "–")
+        table.add_row(arm.name, f"{row['labels']:,}", f"{row['labels'] / devices:.1%}",
+                      f"{row['accuracy']:.4f}", f"{row['balanced_accuracy']:.4f}",
+                      _percent(row["escape_rate"]), _percent(row["overkill"]),
+                      _count(row["labels_to_95"]), saved[0],
+                      _count(row["labels_to_95_balanced"]), saved[1])
+    gap = (rows["random"]["labels"] - rows["active"]["labels"]) / max(1, rows["active"]["labels"])
+    onset = f"device {floor.rare_mode_begins:,}"
+    if floor.rare_mode_first is not None:
+        onset += f" (first such part: device {floor.rare_mode_first:,})"
+    table.caption = (
+        f"Random is paced to the active arm's queries: labels {gap:+.1%} against it. "
+        "Prequential scores; escapes: fails predicted pass, overkill: passes predicted fail.\n"
+        "Savings: labels to reach 95 % of the all-labels arm's prequential (balanced) "
+        "accuracy for good, 1 − active/random; – where an arm never got there.\n"
+        f"The rare failure mode may appear from {onset}.")
     return table
 
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
