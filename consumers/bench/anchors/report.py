@@ -16,6 +16,7 @@ from consumers.bench.anchors.runs import ANCHORS, STREAM_AL_ARMS, Row
 from consumers.bench.anchors.streams import CONFIGS
 from consumers.bench.labels.runs import mean_of
 from consumers.bench.labels.savings import TARGETS, reach_key, savings
+from stream_al.gates import GateConfig
 
 #: Accuracy differences within half a point are ties: three seeds cannot split them.
 TIE: Final = 0.005
@@ -225,7 +226,13 @@ def _config_order(config: tuple[str, str]) -> tuple[int, str]:
 
 
 def _name(arm: str) -> str:
-    return "all labels" if arm == "all" else arm
+    if arm == "all":
+        return "all labels"
+    return f"{arm} (default)" if arm == _DEFAULT_ARM else arm
+
+
+#: The arm a user gets without configuring a gate, named so in every table.
+_DEFAULT_ARM = f"stream-al:{GateConfig().strategy}"
 
 
 def _pct(fraction: float) -> str:
