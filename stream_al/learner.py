@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,18 +26,34 @@ from stream_al.evaluation import ModelScores, Window
 from stream_al.features import FeatureConfig, Features, extract
 from stream_al.gates import Gate, GateConfig, make_gate
 from stream_al.limits import Limits
-from stream_al.models import ModelConfig, member_probas, most_probable, stable_seed
+from stream_al.models import (
+    ModelConfig,
+    influences,
+    member_probas,
+    most_probable,
+    stable_seed,
+)
 from stream_al.novelty import NoveltyScorer
 from stream_al.pending import PendingQueries
 from stream_al.reasons import Reason
-from stream_al.records import OracleLabel, OracleRequest, Prediction, Record, query_id_for
+from stream_al.records import (
+    MAX_INFLUENCES,
+    Influence,
+    OracleLabel,
+    OracleRequest,
+    Prediction,
+    Record,
+    query_id_for,
+)
 from stream_al.registry import ModelEntry, ModelRegistry
 
 CommitteeMeasure = Literal["vote_entropy", "consensus_kl"]
+#: One influence as JSON, at most: a 256-character name and a number.
+_INFLUENCE_BYTES = 300
 LabelOutcome = Literal["applied", "unknown_query", "expired", "duplicate", "invalid"]
 #: A request's fields besides its record, with ``prediction_top_k`` classes: a bound,
 #: so the record's own encoded size decides whether its request fits.
-_REQUEST_ENVELOPE_BYTES = 4096
+_REQUEST_ENVELOPE_BYTES = 4096 + MAX_INFLUENCES * _INFLUENCE_BYTES
 _CLASS_ENTRY_BYTES = 300
 #: Learning from a reading this large is snapshotted first, so a model that turns
 #: non-finite can be put back; ordinary readings skip the cost (an ARF is 7 MB to copy).
@@ -164,7 +180,7 @@ class Learner:
                                        fits=lambda: self._request_fits(record),
                                        informative=_measured_share(record)
                                        >= self.config.min_measured_share)
-        request = self._request(record, model_key, reason, u, shown, predicted, now)
+        request = self._request(record, model_key, reason, u, shown, predicted, now, x)
         inline = self._inline(record, model_key, policy, predicted, x)
         prediction = Prediction(
             record_id=record.record_id, model_key=model_key, predicted=predicted, proba=shown,
@@ -239,10 +255,12 @@ class Learner:
 
     def _request(self, record: Record, model_key: str, reason: Reason | None, u: float,
                  proba: dict[str, float], predicted: str | None,
-                 now: datetime) -> OracleRequest | None:
+                 now: datetime, x: Features) -> OracleRequest | None:
         if reason is None:
             return None
+        model = self.registry.get(model_key).model
         request = OracleRequest(
+            influences=_influences(model, x, predicted),
             query_id=query_id_for(record.record_id, model_key), record_id=record.record_id,
             kind=record.kind, model_key=model_key, reason=reason, uncertainty=u,
             threshold=self._policy(model_key).gate.threshold, proba=proba, predicted=predicted,
@@ -391,3 +409,16 @@ def _predicts_finitely(entry: ModelEntry, x: Features) -> bool:
 def _clean(proba: dict[object, float]) -> dict[str, float]:
     """River may return numpy floats or non-string class keys; messages want plain JSON."""
     return {str(label): float(p) for label, p in proba.items()}
+
+
+def _influences(model: Any, x: Features, predicted: str | None) -> list[Influence] | None:
+    """What pushed the prediction, for the engineer's card; None where the model cannot
+    say. Advisory only: a model whose internals do not fit costs the card its list,
+    never the record its query."""
+    if predicted is None:
+        return None
+    try:
+        found = influences(model, x, predicted, top=MAX_INFLUENCES)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return [Influence(feature=name[:256], weight=weight) for name, weight in found] or None

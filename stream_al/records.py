@@ -262,6 +262,20 @@ class TransactionRecord(_RecordBase):
 Record = Annotated[ParametricRecord | TransactionRecord, Field(discriminator="kind")]
 
 
+#: Influences a request lists at most: what a card has room for.
+MAX_INFLUENCES = 8
+
+
+class Influence(BaseModel):
+    """How hard one feature pushed the prediction towards the predicted class (a linear
+    model's weight × the feature's scaled value; negative: against it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feature: Name
+    weight: FiniteNumber
+
+
 class OracleRequest(_Message):
     """A question to the oracle: what is the label of ``record``?
 
@@ -289,6 +303,9 @@ class OracleRequest(_Message):
     created_at: Timestamp
     expires_at: Timestamp
     record: Record
+    #: The features that pushed the prediction most, largest first, where the model can
+    #: say (linear templates); absent otherwise.
+    influences: Annotated[list[Influence], Field(max_length=MAX_INFLUENCES)] | None = None
 
     @model_validator(mode="after")
     def _matches_record(self) -> OracleRequest:

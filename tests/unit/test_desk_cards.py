@@ -5,10 +5,14 @@ labels of neighbouring dies, and bounded text whatever a record carries."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+
+import pytest
 
 from consumers.oracle.desk.cards import JSON, TEXT_MAX, DieAtlas, Population, bounded, card
 from stream_al.codec import decode_request, encode
+from stream_al.errors import DecodeError
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord
 from tests.desk_support import RecordingDesk
 from tests.desk_support import oracle_request as ask
@@ -133,7 +137,14 @@ def test_strings_from_a_record_are_bounded() -> None:
 def test_influential_features_are_shown_only_when_the_request_carries_them() -> None:
     assert card(ask(1), [], DieAtlas(), datetime.now(UTC))["influences"] == []
     given = ask(1).model_dump(mode="json") | {"influences": [
-        {"feature": "vdd_core_v", "weight": -1.5}, {"feature": "x", "weight": "big"}]}
+        {"feature": "vdd_core_v", "weight": -1.5}, {"feature": "leak_ua", "weight": 0.25}]}
     request = decode_request(encode(OracleRequest.model_validate(given)))
     assert card(request, [], DieAtlas(), datetime.now(UTC))["influences"] == [
-        {"feature": "vdd_core_v", "weight": -1.5}]
+        {"feature": "vdd_core_v", "weight": -1.5}, {"feature": "leak_ua", "weight": 0.25}]
+
+
+def test_a_request_with_a_malformed_influence_never_reaches_a_card() -> None:
+    forged = ask(1).model_dump(mode="json") | {"influences": [{"feature": "x",
+                                                               "weight": "big"}]}
+    with pytest.raises(DecodeError, match="influences"):
+        decode_request(json.dumps(forged).encode())

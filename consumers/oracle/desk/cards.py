@@ -20,6 +20,8 @@ from collections import OrderedDict, defaultdict
 from datetime import datetime
 from typing import Any, Final
 
+from pydantic import BaseModel
+
 from stream_al.records import OracleRequest, ParametricRecord, TransactionRecord
 
 JSON = dict[str, Any]
@@ -303,14 +305,16 @@ def outcome(record: ParametricRecord | TransactionRecord) -> JSON:
 
 def influences(request: OracleRequest) -> list[JSON]:
     """The model's most influential features for this prediction, if the request names
-    them (an optional ``influences: [{feature, weight}]``); today's daemon does not."""
+    them (``influences``: the daemon sends them for linear templates)."""
     given = getattr(request, "influences", None)
     if not isinstance(given, list):
         return []
     found = []
     for item in given[:INFLUENCES_MAX]:
-        if isinstance(item, dict) and (weight := _number(item.get("weight"))) is not None:
-            found.append({"feature": bounded(item.get("feature", "?")), "weight": weight})
+        # Typed (Influence) from today's daemon; a plain mapping from an older one.
+        fields = item.model_dump() if isinstance(item, BaseModel) else item
+        if isinstance(fields, dict) and (weight := _number(fields.get("weight"))) is not None:
+            found.append({"feature": bounded(fields.get("feature", "?")), "weight": weight})
     return found
 
 
