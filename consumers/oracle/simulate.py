@@ -28,7 +28,7 @@ from stream_al.bus import Message, Outgoing
 from stream_al.codec import decode_request, encode
 from stream_al.errors import BrokerUnavailable, DecodeError
 from stream_al.oracle import SimulatedOracle, TruthLookup, truth_from_record
-from stream_al.records import OracleRequest
+from stream_al.records import OracleLabel, OracleRequest
 
 log = logging.getLogger("stream_al.oracle")
 
@@ -70,6 +70,10 @@ TRUTH_HINT = ("give it truth with --truth FILE (CSV record_id,label or JSONL), o
               "pass_fail|hard_bin|soft_bin)")
 #: Requests without truth named one by one before the progress line only counts them.
 _NAMED_UNANSWERABLE = 10
+
+
+class LabelRefused(Exception):
+    """The broker refused labels for good (not an outage): the simulator stops."""
 
 
 class Held:
@@ -117,12 +121,14 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     except KafkaError as error:
         raise unreachable(settings.kafka) from error
     consumer.subscribe([settings.topics.requests])
-    sink: KafkaSink[Outgoing] = KafkaSink.connect(settings.kafka)
+    sink: KafkaSink[OracleLabel] = KafkaSink.connect(settings.kafka)
     progress = _Progress(progress_every_s)
     held = Held()
     last_activity = datetime.now(UTC)
     signer = settings.security.signer()
-    delivered = True
+    # Labels the broker has not taken yet (it is away): sent again each turn, and their
+    # requests stay held, so an outage costs time, never a label or an exit.
+    unsent: list[OracleLabel] = []
     try:
         while not stop.is_set() and (max_labels is None or progress.sent < max_labels):
             now = datetime.now(UTC)
@@ -130,29 +136,40 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
                 for record in records:
                     _offer(oracle, to_message(record), signer, now, held, tp, progress)
                     last_activity = now
-            for label in oracle.due(now):
-                sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
-                                   encode(label)))
-                held.release(label.query_id)  # committed only once the flush below holds
-                progress.sent += 1
+            attempted, unsent = unsent + list(oracle.due(now)), []
+            for label in attempted:
+                try:
+                    sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
+                                       encode(label)), tag=label)
+                except BrokerUnavailable:
+                    unsent.append(label)
                 last_activity = now
             sink.flush()
-            if failures := sink.take_failures():
-                delivered = False
-                raise BrokerUnavailable(f"{len(failures)} labels were not delivered "
-                                        f"({failures[0].reason})")
+            failures = sink.take_failures()
+            if refused := [f for f in failures if not f.retriable]:
+                # Not an outage: the broker refused a label (e.g. no write access).
+                raise LabelRefused(f"{len(refused)} labels were refused ({refused[0].reason})")
+            unsent += [f.tag for f in failures]
+            if unsent:
+                log.warning("Kafka has not taken %d labels (%s): sending them again",
+                            len(unsent), failures[0].reason if failures else "unreachable")
+            waiting = {label.query_id for label in unsent}
+            for label in attempted:
+                if label.query_id not in waiting:
+                    held.release(label.query_id)  # delivered: its request may be committed
+                    progress.sent += 1
             _commit(consumer, held)
             progress.maybe_report(len(oracle), held.without_truth)
             idle = (now - last_activity).total_seconds()
             if idle_exit_s is not None and idle >= idle_exit_s and not len(oracle):
                 break
-    except (KafkaError, BrokerUnavailable) as error:
+    except (KafkaError, BrokerUnavailable, LabelRefused) as error:
         log.error("Kafka failed: %s", error)
         return 1
     finally:
-        sink.flush()
-        if delivered and not sink.take_failures():
-            _commit(consumer, held, final=True)
+        # Every label sent was flushed above, and a request is released only once its
+        # label was delivered: committing up to the held ones loses nothing.
+        _commit(consumer, held, final=True)
         consumer.close(autocommit=False)
         sink.close()
     summary = f"sent {progress.sent} labels; {oracle.unanswerable} queries had no known truth"
@@ -163,7 +180,13 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
 
 
 def _commit(consumer: KafkaConsumer, held: Held, final: bool = False) -> None:
-    positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
+    try:
+        positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
+    except KafkaError as error:
+        # The broker is away (position may need it): nothing is committed this turn, so
+        # nothing is lost, and the simulator waits out the outage like the daemon does.
+        log.debug("no commit this turn: %s", error)
+        return
     offsets = {tp: OffsetAndMetadata(offset, "", -1)
                for tp, offset in held.committable(positions).items()}
     if not offsets:
