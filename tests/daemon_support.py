@@ -19,7 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.daemon.checkpoints import CheckpointStore
 from consumers.kafka.topics import topic_plan
+from consumers.kafka_local import LocalKafka, reap_orphans
+from consumers.kafka_local.config import free_port
 from stream_al.codec import decode_label, decode_prediction, decode_record, decode_request
 from stream_al.errors import DecodeError
 from stream_al.features import extract
@@ -468,3 +471,20 @@ def covers(state_dir: Path, ends: Mapping[tuple[str, int], int]) -> bool:
         return False
     offsets = load_checkpoint(state_dir).offsets
     return all(offsets.get(tp, 0) == end for tp, end in ends.items())
+
+
+@contextmanager
+def restartable_broker(prefix: str, data_dir: Path) -> Iterator[LocalKafka]:
+    """A broker of one test's own on fixed ports, so it can be stopped and started
+    again on the same data and clients reconnect; ``prefix`` + this session's pid names
+    it, so an orphan of a killed session is reaped first."""
+    reap_orphans(prefix)
+    port = free_port()
+    kafka = LocalKafka(f"{prefix}{os.getpid()}", port=port,
+                       controller_port=free_port(avoid=frozenset({port})),
+                       data_dir=data_dir, die_with_parent=True)
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.discard()

@@ -7,16 +7,21 @@ The broker here is a LocalKafka of this test's own, so stopping it hurts no othe
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from consumers.kafka_local import LocalKafka, reap_orphans
-from consumers.kafka_local.config import free_port
-from tests.daemon_support import BUDGETED, Harness, assert_same_models, floor, wait_until
+from consumers.kafka_local import LocalKafka
+from tests.daemon_support import (
+    BUDGETED,
+    Harness,
+    assert_same_models,
+    floor,
+    restartable_broker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,16 +33,8 @@ _PREFIX = "pytest-outage-"  # + the pid of the session, so an orphan can be reap
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own on fixed ports, restartable on the same data."""
-    reap_orphans(_PREFIX)
-    port = free_port()
-    kafka = LocalKafka(f"{_PREFIX}{os.getpid()}", port=port,
-                       controller_port=free_port(avoid=frozenset({port})),
-                       data_dir=tmp_path / "kafka-data", die_with_parent=True)
-    kafka.start()
-    try:
+    with restartable_broker(_PREFIX, tmp_path / "kafka-data") as kafka:
         yield kafka
-    finally:
-        kafka.discard()
 
 
 @pytest.fixture

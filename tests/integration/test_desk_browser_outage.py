@@ -7,7 +7,6 @@ to ``tests/artifacts/desk/``."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from consumers.kafka_local import LocalKafka, reap_orphans
-from consumers.kafka_local.config import free_port
+from consumers.kafka_local import LocalKafka
+from tests.daemon_support import restartable_broker
 from tests.desk_support import floor_request, produce, read_labels, stream_al_env
 from tests.integration.test_desk_browser import (
     EMPTY,
@@ -41,16 +40,8 @@ _PREFIX = "pytest-desk-outage-"  # + the pid of the session, so an orphan can be
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own on fixed ports, restartable on the same data."""
-    reap_orphans(_PREFIX)
-    port = free_port()
-    kafka = LocalKafka(f"{_PREFIX}{os.getpid()}", port=port,
-                       controller_port=free_port(avoid=frozenset({port})),
-                       data_dir=tmp_path / "kafka-data", die_with_parent=True)
-    kafka.start()
-    try:
+    with restartable_broker(_PREFIX, tmp_path / "kafka-data") as kafka:
         yield kafka
-    finally:
-        kafka.discard()
 
 
 def desk_env(broker: LocalKafka, tmp_path: Path) -> dict[str, str]:
