@@ -227,8 +227,11 @@ class Harness:
         """Wait until the daemon owning ``state_dir`` has scored every record and the
         oracle has answered every request; stop the oracle (exit 0), wait until the daemon
         has read every label, and stop it (exit 0)."""
-        wait_until(lambda: self.logs_read_to_end(state_dir) and self.answered(),
-                   "every record scored and every request answered")
+        try:
+            wait_until(lambda: self.logs_read_to_end(state_dir) and self.answered(),
+                       "every record scored and every request answered")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {self.progress(state_dir)}") from None
         code = oracle.terminate()
         assert code == 0, f"the oracle exited {code} on SIGTERM"
         wait_until(lambda: self.logs_read_to_end(state_dir), "every label read")
@@ -252,8 +255,23 @@ class Harness:
         return count(self.bootstrap, topic)
 
     def answered(self) -> bool:
-        """Does the label log hold as many labels as the request log holds requests?"""
-        return self.count(self.topics.labels) == self.count(self.topics.requests)
+        """Does every request on the request log have a label on the label log?
+
+        Judged by query id, not by counting: across an outage a request may be sent
+        again (restored from a checkpoint) and a label the broker did not acknowledge is
+        sent again by the oracle, so both logs may hold one query twice."""
+        asked = {decode_request(m.value).query_id for m in self.read(self.topics.requests)}
+        told = {decode_label(m.value).query_id for m in self.read(self.topics.labels)}
+        return asked <= told
+
+    def progress(self, state_dir: Path) -> str:
+        """Where a drain stands, for the message of a drain that gave up."""
+        asked = Counter(decode_request(m.value).query_id for m in self.read(self.topics.requests))
+        told = Counter(decode_label(m.value).query_id for m in self.read(self.topics.labels))
+        return (f"{sum(asked.values())} requests ({len(asked)} queries), "
+                f"{sum(told.values())} labels ({len(told)} queries), "
+                f"{len(asked.keys() - told.keys())} queries unanswered; "
+                f"checkpoint covers the logs: {self.logs_read_to_end(state_dir)}")
 
     def predicted(self) -> Counter[str]:
         """Record id → how many predictions the predictions topic holds for it."""
