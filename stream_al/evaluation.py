@@ -239,3 +239,34 @@ class BoundTracker:
         if self.records >= self.start:
             over = labels_used - budget_bound(self.fraction, self.records)
             self.max_over = over if self.max_over is None else max(self.max_over, over)
+
+
+def rank_auc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half), by the Mann–Whitney rank sum. None without both classes.
+
+    >>> rank_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
+    0.75
+    >>> rank_auc([0.5, 0.5], [True, False])
+    0.5
+    >>> rank_auc([0.2, 0.3], [False, False]) is None
+    True
+    """
+    if len(scores) != len(positives):
+        raise ValueError(f"{len(scores)} scores for {len(positives)} flags")
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    ranks = [0.0] * len(scores)
+    start = 0
+    while start < len(order):  # tied scores share the mean of their ranks
+        end = start
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    n_pos = sum(bool(flag) for flag in positives)
+    n_neg = len(positives) - n_pos
+    if not n_pos or not n_neg:
+        return None
+    rank_sum = sum(rank for rank, flag in zip(ranks, positives, strict=True) if flag)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from stream_al.evaluation import Confusion, LearningCurve
-from stream_al.learner import Learner, LearnerConfig
+from stream_al.learner import Decision, Learner, LearnerConfig
 from stream_al.oracle import SimulatedOracle
 from stream_al.records import Record
 
@@ -67,8 +67,11 @@ class ReplayResult:
 
 def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay: int = 0,
            curve_points: int = 150, on_progress: Callable[[int], None] | None = None,
-           ) -> ReplayResult:
+           observe: Callable[[int, Decision], None] | None = None,
+           learner: Learner | None = None) -> ReplayResult:
     """Run the stream through a fresh learner; ``total`` sizes the last-20 % window.
+    ``observe`` sees each record's index and the learner's decision about it;
+    ``learner`` (fresh, made from ``config``) replaces the default ``Learner(config)``.
 
     >>> from stream_al.records import TransactionRecord
     >>> rows = [(TransactionRecord(record_id=str(i), ts=_EPOCH, numeric={"v": float(i % 2)},
@@ -77,7 +80,7 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
     >>> 0 < result.labels_used < 200 and result.records == 200
     True
     """
-    learner = Learner(config)
+    learner = learner or Learner(config)
     truths: dict[str, str] = {}  # query id → the truth remembered at query time
     oracle = SimulatedOracle(lambda request: truths.pop(request.query_id),
                              delay_records=delay, labeler="replay")
@@ -93,6 +96,8 @@ def replay(stream: Iterable[Labelled], config: LearnerConfig, total: int, delay:
         hit = predicted == truth
         _score(result, truth, predicted, last20=index >= total * 0.8)
         result.curve.update(hit, result.labels_used)
+        if observe is not None:
+            observe(index, decision)
         if decision.request is not None:
             truths[decision.request.query_id] = truth
             oracle.offer(decision.request, now, record_index=index)

@@ -18,6 +18,7 @@ from stream_al.gates.variable import VariableUncertaintyGate
 Strategy = Literal["random", "fixed", "variable", "randomized", "hybrid"]
 MeasureName = Literal["least_confidence", "margin", "entropy"]
 Scale = Literal["rank", "raw"]
+NoveltyName = Literal["principal", "half_space"]
 
 #: Adaptive gates start at the top of the range. θ falls one step on every affordable
 #: record it lets pass, but rises only on a query, which the budget rations: from 1.0 it
@@ -72,6 +73,9 @@ class GateConfig(BaseModel):
     novelty_rate: float = Field(
         0.05, gt=0, lt=1, description="hybrid: share of affordable records on which novelty "
         "alone may trigger a query (the rest of the budget follows uncertainty)")
+    novelty: NoveltyName = Field(
+        "principal", description="hybrid: the novelty detector: principal (distance along "
+        "the principal axes of the measurements) or half_space (River's Half-Space Trees)")
     hybrid_inner: Literal["variable", "randomized"] = "variable"
     rate: float | None = Field(
         None, ge=0.0, le=1.0,
