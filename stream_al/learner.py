@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stream_al import uncertainty as measures
 from stream_al.budget import BudgetConfig, BudgetManager
+from stream_al.class_prior import ClassPrior
 from stream_al.codec import encode
 from stream_al.errors import Refused
 from stream_al.evaluation import ModelScores, Window
@@ -89,6 +90,12 @@ class LearnerConfig(BaseModel):
         False, description="learn from records that arrive labelled (single replica only)"
     )
     accuracy_window: int = Field(500, ge=1)
+    prior_correction: float = Field(
+        0.0, ge=0.0, le=1.0, description="γ: predict the class maximising p(c|x)/π(c)^γ, "
+        "π being the model's mean predicted distribution over its recent records; 0 is the "
+        "most probable class, 1 the rule that maximises balanced accuracy (fewer escapes, "
+        "more overkill), 0.5 halfway")
+    prior_window: int = Field(500, ge=10, description="records π is averaged over")
     limits: Limits = Limits()
     seed: int = 0
 
@@ -128,6 +135,8 @@ class ModelPolicy:
     scores: ModelScores
     novelty: Novelty | None = None
     queries: dict[str, int] = field(default_factory=dict)
+    #: None until the first prediction that needs it (and in checkpoints from before it).
+    prior: ClassPrior | None = None
 
 
 class Learner:
@@ -172,7 +181,7 @@ class Learner:
         policy = self._policy(model_key)
         x = extract(record, self.config.features)
         proba = _finite(_clean(entry.model.predict_proba_one(dict(x))), model_key)
-        predicted = most_probable(proba)
+        predicted = self._predicted(policy, proba)
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
         novelty = policy.novelty.score_then_learn(measured_only(x)) if policy.novelty else None
         shown = _top(proba, self.config.limits.prediction_top_k)
@@ -189,6 +198,14 @@ class Learner:
             model_version=entry.version, ts=now,
         )
         return Decision(model_key, prediction, request, novelty, inline, skipped)
+
+    def _predicted(self, policy: ModelPolicy, proba: dict[str, float]) -> str | None:
+        gamma = self.config.prior_correction
+        if not gamma:
+            return most_probable(proba)
+        if policy.prior is None:
+            policy.prior = ClassPrior(self.config.prior_window)
+        return policy.prior.corrected(proba, gamma)
 
     def _admitted_key(self, record: Record) -> str:
         """The record's model key, if a model may exist for it (``limits``)."""

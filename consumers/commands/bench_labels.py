@@ -19,7 +19,8 @@ def register(cli: Cli) -> None:
     def bench_labels(
         dataset: Annotated[list[str] | None, typer.Option(
             help="built-in stream: shuttle, phishing, imagesegments, bananas, sea, "
-                 "hyperplane, agrawal, ate-floor (repeatable)")] = None,
+                 "hyperplane, agrawal, ate-floor, ate-wide (ate-floor plus 300 uninformative "
+                 "sensor columns) (repeatable)")] = None,
         data: Annotated[list[Path] | None, typer.Option(
             help="a CSV file to replay (repeatable; needs --target)", exists=True,
             dir_okay=False)] = None,
@@ -45,6 +46,9 @@ def register(cli: Cli) -> None:
         = None,
         delay: Annotated[int, typer.Option(min=0, help="oracle answers after this many "
                                            "further records")] = 50,
+        prior_correction: Annotated[float, typer.Option(
+            min=0.0, max=1.0, help="learner.prior_correction γ of every run, the "
+                                   "all-labels one too (0: the most probable class)")] = 0.0,
         out: Annotated[Path, typer.Option(help="JSON rows (DESIGN §10)")]
         = Path("bench-results/labels.json"),
         plot: Annotated[Path | None, typer.Option(help="learning curves PNG")]
@@ -73,7 +77,8 @@ def register(cli: Cli) -> None:
         run_bench(LabelsOptions(
             names=dataset or ([] if data else ["ate-floor"]), files=csv_files,
             strategies=strategies, budgets=budgets, model=model, seeds=seeds, records=records,
-            delay=delay, shuffle_seed=shuffle_seed, drop=drop or [], out=out, plot=plot))
+            delay=delay, shuffle_seed=shuffle_seed, drop=drop or [],
+            prior_correction=prior_correction, out=out, plot=plot))
 
 
 def _per_file(values: list[str] | None, files: list[Path], option: str,
