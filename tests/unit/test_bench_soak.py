@@ -132,6 +132,10 @@ def test_rss_trend_compares_first_and_last_quarter_medians() -> None:
     assert flat is not None and flat["change"] == 0.0 and flat["within_tolerance"]
     growing = rss_trend([100.0 + i for i in range(40)])
     assert growing is not None and not growing["within_tolerance"]
+    assert not growing["levelled_off"]  # a leak grows in the second half too
+    # Up by a fifth in the first half, flat after: over the tolerance, yet levelled off.
+    settled = rss_trend([200.0 + 2 * i for i in range(20)] + [240.0] * 20)
+    assert settled is not None and not settled["within_tolerance"] and settled["levelled_off"]
     assert growing["first_quarter_median_mb"] == pytest.approx(104.5)
     assert rss_trend([100.0] * 7) is None
 

@@ -165,22 +165,29 @@ def _close(stalls: list[Stall], start: float, end: float, stall_s: float) -> Non
 
 def rss_trend(values: Sequence[float], tolerance: float = 0.10) -> Row | None:
     """Median RSS of the first and the last quarter of the samples, and whether the
-    last is within ``tolerance`` of the first; None with fewer than 8 samples.
+    last is within ``tolerance`` of the first; and whether it has levelled off: the
+    last quarter within half that of the third (a leak keeps growing in the second half;
+    an allocator's high-water mark does not). None with fewer than 8 samples.
 
     >>> rss_trend([100.0] * 4 + [104.0] * 4)["within_tolerance"]
     True
     >>> round(rss_trend([100.0] * 4 + [150.0] * 4)["change"], 2)
     0.5
+    >>> rising_then_flat = rss_trend([100.0] * 4 + [120.0] * 4)
+    >>> rising_then_flat["within_tolerance"], rising_then_flat["levelled_off"]
+    (False, True)
     """
     if len(values) < 8:
         return None
     quarter = len(values) // 4
     first = statistics.median(values[:quarter])
+    third = statistics.median(values[-2 * quarter:-quarter])
     last = statistics.median(values[-quarter:])
-    change = last / first - 1.0
-    return {"first_quarter_median_mb": first, "last_quarter_median_mb": last,
-            "change": change, "tolerance": tolerance,
-            "within_tolerance": abs(change) <= tolerance}
+    change, late_change = last / first - 1.0, last / third - 1.0
+    return {"first_quarter_median_mb": first, "third_quarter_median_mb": third,
+            "last_quarter_median_mb": last, "change": change, "late_change": late_change,
+            "tolerance": tolerance, "within_tolerance": abs(change) <= tolerance,
+            "levelled_off": abs(late_change) <= tolerance / 2}
 
 
 def rss_by_process(samples: Sequence[Sample]) -> list[Row]:

@@ -41,6 +41,12 @@ def summary_rows(result: Row) -> list[tuple[str, str]]:
                      f"{overall['last_quarter_median_mb']:.0f} MB "
                      f"({overall['change']:+.1%}; ±{overall['tolerance']:.0%}: "
                      f"{'within' if overall['within_tolerance'] else 'OUTSIDE'})"))
+        if "late_change" in overall:  # results written before it was measured lack it
+            rows.append(("RSS, third → last quarter median",
+                         f"{overall['third_quarter_median_mb']:.0f} → "
+                         f"{overall['last_quarter_median_mb']:.0f} MB "
+                         f"({overall['late_change']:+.1%}; ±{overall['tolerance'] / 2:.0%}: "
+                         f"{'levelled off' if overall['levelled_off'] else 'STILL GROWING'})"))
     load = result.get("machine", {}).get("load_average_after")
     if load:
         rows.append(("load average after (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in load)))
