@@ -36,6 +36,7 @@ from stream_al.models import (
 )
 from stream_al.novelty import Novelty, make_novelty, measured_only
 from stream_al.pending import PendingQueries
+from stream_al.presence import Presence
 from stream_al.reasons import Reason
 from stream_al.records import (
     MAX_INFLUENCES,
@@ -137,6 +138,8 @@ class ModelPolicy:
     queries: dict[str, int] = field(default_factory=dict)
     #: None until the first prediction that needs it (and in checkpoints from before it).
     prior: ClassPrior | None = None
+    #: How often each measurement has a value in this model's records (None: as above).
+    presence: Presence | None = None
 
 
 class Learner:
@@ -187,7 +190,7 @@ class Learner:
         shown = _top(proba, self.config.limits.prediction_top_k)
         reason, skipped = self._choose(model_key, policy, u, novelty, now,
                                        fits=lambda: self._request_fits(record),
-                                       informative=_measured_share(record)
+                                       informative=self._measured_share(policy, record)
                                        >= self.config.min_measured_share)
         request = self._request(record, model_key, reason, u, shown, predicted, now, x)
         inline = self._inline(record, model_key, policy, predicted, x)
@@ -198,6 +201,15 @@ class Learner:
             model_version=entry.version, ts=now,
         )
         return Decision(model_key, prediction, request, novelty, inline, skipped)
+
+    def _measured_share(self, policy: ModelPolicy, record: Record) -> float:
+        """The share of a parametric record's usual values it has (1.0 for transactions):
+        each measurement counts by how often this model's records have it."""
+        if record.kind != "parametric":
+            return 1.0
+        if policy.presence is None:
+            policy.presence = Presence(self.config.limits.max_features_per_model)
+        return policy.presence.share_then_learn(record.measurements)
 
     def _predicted(self, policy: ModelPolicy, proba: dict[str, float]) -> str | None:
         gamma = self.config.prior_correction
@@ -385,15 +397,6 @@ class Learner:
                     f"{len(entry.features) + new} features, beyond "
                     f"learner.limits.max_features_per_model ({limits.max_features_per_model})")
         return None
-
-
-def _measured_share(record: Record) -> float:
-    """Share of a parametric record's tests that were measured (1.0 for transactions)."""
-    if record.kind != "parametric":
-        return 1.0
-    values = record.measurements.values()
-    measured = sum(v is not None and not math.isnan(v) for v in values)
-    return measured / len(values) if values else 0.0
 
 
 def _top(proba: dict[str, float], k: int) -> dict[str, float]:

@@ -18,6 +18,9 @@ def register(cli: Cli) -> None:
         seeds: Annotated[int, typer.Option(min=1, help="seeds (0, 1, …)")] = 3,
         budget: Annotated[float, typer.Option(min=0.001, max=1.0,
                                               help="label budget of the gate arms")] = 0.1,
+        sensor_columns: Annotated[int, typer.Option(
+            min=0, max=2000, help="uninformative equipment sensor columns added to every "
+                                  "record (a fab's wide vectors)")] = 0,
         out: Annotated[Path, typer.Option(help="results as JSON")]
         = Path("bench-results/novelty.json"),
         table: Annotated[Path, typer.Option(help="results as a markdown table")]
@@ -51,7 +54,7 @@ def register(cli: Cli) -> None:
         begins = 0
         with progress:
             for seed in range(seeds):
-                stream, begins = floor_stream(records, seed)
+                stream, begins = floor_stream(records, seed, sensor_columns)
                 for detector in DETECTORS:
                     progress.update(task, description=f"seed {seed}: {detector} separation")
                     separations.append(separation(detector, stream, begins, seed,
@@ -67,6 +70,7 @@ def register(cli: Cli) -> None:
         from consumers.bench.novelty.run import plot as draw
 
         meta = {"records": records, "seeds": seeds, "budget": budget,
+                "sensor_columns": sensor_columns,
                 "rare_mode_begins": begins}
         write(out, separations, searches, meta)
         text = markdown(separations, searches)

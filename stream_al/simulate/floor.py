@@ -44,10 +44,11 @@ from stream_al.simulate.process import (
     rare_signature,
     trend,
 )
+from stream_al.simulate.sensors import EquipmentSensors
 
 _PILOT = 20_000  # pilot devices for calibration: enough for a stable 1 % quantile
 _BLOCK = 1024  # devices generated per keyed generator
-_PROGRAM, _OFFSETS, _PILOT_KEY, _DEVICES = 1, 2, 3, 4
+_PROGRAM, _OFFSETS, _PILOT_KEY, _DEVICES, _SENSORS = 1, 2, 3, 4, 5
 
 
 class _Silicon(NamedTuple):
@@ -95,6 +96,10 @@ class FloorConfig(BaseModel):
     skip_rate: float = Field(0.01, ge=0.0, lt=1.0)
     inline_label_fraction: float = Field(0.0, ge=0.0, le=1.0)
     device_interval_ms: int = Field(50, ge=1)
+    sensor_columns: int = Field(
+        0, ge=0, le=2000, description="equipment sensor columns added to every record, "
+        "none of them informative: constant, mostly missing, or noise (a fab's wide "
+        "vectors)")
     start: AwareDatetime = DEFAULT_START
 
     @field_validator("products")
@@ -143,6 +148,8 @@ class FloorSimulator:
             for i, p in enumerate(c.products)
         )
         self._cells = tuple(self._cell_offsets(i, p) for i, p in enumerate(self._programs))
+        self._sensors = tuple(EquipmentSensors.draw(c.sensor_columns, substream(seed, _SENSORS, i))
+                              for i in range(len(c.products)))
         self._threshold, self._limits = self._calibrate()
         self._style = RecordStyle(c.products, tuple(p.name for p in self._programs),
                                   self._wafer, c.start, c.device_interval_ms,
@@ -190,6 +197,9 @@ class FloorSimulator:
             rows = np.flatnonzero(product == index)
             rng = substream(self.seed, _DEVICES, block, 1 + index)
             bins[rows] = self._test(index, rows, where, silicon, measurements, rng)
+            if c.sensor_columns:
+                self._sensors[index].read(rows, measurements,
+                                          substream(self.seed, _SENSORS, block, 1 + index))
         return DeviceBatch(device, where, product, bins, rare, inline, measurements)
 
     def _latent(self, device: IntArray, where: Placement, rng: np.random.Generator) -> FloatArray:

@@ -86,7 +86,8 @@ def test_bench_labels_rows_follow_the_design_format(tmp_path: Path) -> None:
 #: The rows' stable fields (DESIGN §10), and those added beside them.
 CONTRACT = {"dataset", "model", "strategy", "budget", "seed", "accuracy", "accuracy_last20",
             "balanced_accuracy", "labels_used", "records", "records_per_s"}
-EXTRAS = {"minority_recall", "escape_rate", "overkill", "labels_to_95", "labels_to_98"}
+EXTRAS = {"minority_recall", "escape_rate", "overkill", "labels_to_95", "labels_to_98",
+          "prior_correction"}
 
 
 def test_bench_labels_rows_of_a_multiclass_stream_have_no_binary_scores(tmp_path: Path) -> None:

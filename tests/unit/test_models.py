@@ -83,6 +83,54 @@ def test_mean_imputer_fills_none_and_absent_known_features() -> None:
     assert imputer.transform_one({"a": 5.0, "c": 1.0}) == {"a": 5.0, "c": 1.0, "@imputed": 0.0}
 
 
+def test_skipped_tests_stay_the_signal_beside_many_rarely_written_sensors() -> None:
+    # 40 tests every part runs and 300 sensors written for one part in ten: a part whose
+    # flow stopped halfway must still look far more incomplete than an ordinary one.
+    rng = random.Random(0)
+    imputer = MeanImputer()
+    tests = [f"t{i}" for i in range(40)]
+    sensors = [f"eq_{i}" for i in range(300)]
+
+    def part(tests_run: int) -> dict[str, float | None]:
+        x: dict[str, float | None] = {t: (1.0 if i < tests_run else None)
+                                      for i, t in enumerate(tests)}
+        return x | {s: (2.0 if rng.random() < 0.1 else None) for s in sensors}
+
+    for _ in range(200):
+        imputer.learn_one(part(40))
+    ordinary = imputer.transform_one(part(40))["@imputed"]
+    stopped = imputer.transform_one(part(20))["@imputed"]
+    assert ordinary < 0.4 and stopped - ordinary > 0.25
+
+
+def test_an_imputer_pickled_before_it_counted_records_weighs_every_feature_alike() -> None:
+    imputer = MeanImputer(min_presence=0.5)
+    imputer.learn_one({"a": 1.0, "b": 2.0})
+    for name in ("learnt", "first", "min_presence"):
+        del imputer.__dict__[name]  # as pickled by an earlier version
+    restored = pickle.loads(pickle.dumps(imputer))  # noqa: S301 (our own object)
+    assert restored.transform_one({"a": 1.0}) == {"a": 1.0, "b": 2.0, "@imputed": 0.5}
+
+
+def test_a_mostly_missing_feature_is_left_out_and_a_late_test_is_not() -> None:
+    imputer = MeanImputer(min_presence=0.5)
+    for i in range(100):
+        imputer.learn_one({"t1": 1.0, "sensor": 5.0 if i % 10 == 0 else None,
+                           "late": 2.0 if i >= 70 else None})
+    out = imputer.transform_one({"t1": 1.0, "sensor": 5.0, "late": 2.0})
+    assert "sensor" not in out  # present in 1 of 10 labelled records
+    assert out["late"] == 2.0 and out["t1"] == 1.0  # present in all 30 since it appeared
+    assert imputer.presence("late") == 1.0 and imputer.presence("sensor") == 0.1
+
+
+def test_a_rare_feature_is_kept_until_there_is_evidence_it_is_rare() -> None:
+    imputer = MeanImputer(min_presence=0.5)
+    imputer.learn_one({"t1": 1.0, "sensor": 5.0})
+    for _ in range(5):
+        imputer.learn_one({"t1": 1.0, "sensor": None})
+    assert imputer.transform_one({"t1": 1.0, "sensor": 4.0})["sensor"] == 4.0
+
+
 def test_registry_builds_one_model_per_key_seeded_by_key_not_by_order() -> None:
     first, second = ModelRegistry(ModelConfig(template="arf"), 5), ModelRegistry(
         ModelConfig(template="arf"), 5)

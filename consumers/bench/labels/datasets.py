@@ -87,15 +87,20 @@ def _synthetic(name: str, size: int | None, seed: int) -> Dataset:
     return _from_river(name, drifting, n)
 
 
-def _floor(size: int | None, seed: int) -> Dataset:
+#: Uninformative equipment sensor columns of ``ate-wide`` beside its 40 tests.
+WIDE_SENSOR_COLUMNS = 300
+
+
+def _floor(size: int | None, seed: int, sensors: int = 0) -> Dataset:
     from stream_al.simulate.floor import FloorConfig, FloorSimulator
 
     n = size or 20_000
 
     def stream() -> Iterator[Labelled]:
-        simulator = FloorSimulator(FloorConfig(run_length=max(n, 100)), seed=seed)
+        config = FloorConfig(run_length=max(n, 100), sensor_columns=sensors)
+        simulator = FloorSimulator(config, seed=seed)
         return ((ParametricRecord.model_validate(s.record), s.truth) for s in simulator.stream(n))
-    return Dataset("ate-floor", n, stream)
+    return Dataset("ate-wide" if sensors else "ate-floor", n, stream)
 
 
 _MISSING = frozenset({"", "nan", "na", "null", "?"})
@@ -170,7 +175,7 @@ def csv_dataset(path: Path, target: str, time_column: str | None = None,
 
 
 BUILTIN = ("shuttle", "phishing", "imagesegments", "bananas", "sea", "hyperplane",
-           "agrawal", "ate-floor")
+           "agrawal", "ate-floor", "ate-wide")
 
 
 def builtin_dataset(name: str, size: int | None = None, seed: int = 0) -> Dataset:
@@ -181,5 +186,7 @@ def builtin_dataset(name: str, size: int | None = None, seed: int = 0) -> Datase
         return _synthetic(name, size, seed)
     if name == "ate-floor":
         return _floor(size, seed)
+    if name == "ate-wide":  # the same floor, the same parts, plus the sensor columns
+        return _floor(size, seed, WIDE_SENSOR_COLUMNS)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(BUILTIN)} "
                      "or give --data PATH --target COLUMN")

@@ -3,8 +3,8 @@
 Each run replays one dataset through a fresh learner with a simulated oracle. Rows
 follow DESIGN §10; the all-labels reference has strategy ``all`` and budget 1.0. Beyond
 those fields (unchanged), a row has ``minority_recall``, ``escape_rate`` and ``overkill``
-(binary streams; None otherwise) and ``labels_to_95`` / ``labels_to_98`` (see
-``savings``).
+(binary streams; None otherwise), ``labels_to_95`` / ``labels_to_98`` (see
+``savings``) and ``prior_correction`` (the γ of ``--prior-correction``).
 """
 
 from __future__ import annotations

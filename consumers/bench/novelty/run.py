@@ -90,9 +90,11 @@ class Search:
     rare_queries_at: list[tuple[int, int]]
 
 
-def floor_stream(records: int, seed: int) -> tuple[list[SimulatedRecord], int]:
-    """The simulated floor and the index of the mode's first possible device."""
-    simulator = FloorSimulator(FloorConfig(run_length=records), seed)
+def floor_stream(records: int, seed: int, sensors: int = 0
+                 ) -> tuple[list[SimulatedRecord], int]:
+    """The simulated floor (with ``sensors`` uninformative equipment sensor columns) and
+    the index of the mode's first possible device."""
+    simulator = FloorSimulator(FloorConfig(run_length=records, sensor_columns=sensors), seed)
     return list(simulator.stream(records)), simulator.rare_mode_begins
 
 

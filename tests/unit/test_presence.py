@@ -1,0 +1,77 @@
+"""Presence-weighted completeness: a part is judged against the values its model's parts
+usually have, so rarely written sensors do not make every part look empty."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream_al.learner import Learner, LearnerConfig
+from stream_al.presence import Presence
+from stream_al.records import ParametricRecord
+from stream_al.simulate.floor import FloorConfig, FloorSimulator
+from tests.factories import T0
+
+values = st.none() | st.floats(allow_nan=True, allow_infinity=False)
+records = st.dictionaries(st.sampled_from(["vdd", "idd", "fmax", "eq_1", "eq_2"]), values)
+
+
+@given(st.lists(records, min_size=1, max_size=30))
+def test_a_share_is_always_in_the_unit_interval(stream: list[dict[str, float | None]]) -> None:
+    presence = Presence()
+    for x in stream:
+        assert 0.0 <= presence.share_then_learn(x) <= 1.0
+
+
+def test_a_complete_part_is_complete_and_an_empty_one_empty() -> None:
+    presence = Presence()
+    for _ in range(20):
+        presence.share_then_learn({"vdd": 0.9, "idd": 1.0})
+    assert presence.share_then_learn({"vdd": 0.9, "idd": 1.0}) == 1.0
+    assert presence.share_then_learn({"vdd": None, "idd": math.nan}) == 0.0
+    assert presence.share_then_learn({}) == 0.0
+
+
+def test_rarely_written_sensors_do_not_make_an_ordinary_part_look_empty() -> None:
+    rng = random.Random(1)
+    tests = [f"t{i}" for i in range(40)]
+    sensors = [f"eq_{i}" for i in range(300)]
+
+    def part(tests_run: int) -> dict[str, float | None]:
+        x: dict[str, float | None] = {t: (1.0 if i < tests_run else None)
+                                      for i, t in enumerate(tests)}
+        return x | {s: (2.0 if rng.random() < 0.1 else None) for s in sensors}
+
+    presence = Presence()
+    for _ in range(300):
+        presence.share_then_learn(part(40))
+    ordinary = presence.share_then_learn(part(40))
+    stopped = presence.share_then_learn(part(4))
+    assert ordinary > 0.9 and stopped < 0.25  # the plain shares: 0.21 and 0.10
+
+
+def test_a_record_of_endless_names_cannot_grow_the_counts_without_bound() -> None:
+    presence = Presence(max_names=50)
+    presence.share_then_learn({f"m{i}": 1.0 for i in range(10_000)})
+    assert len(presence._present) == 50
+
+
+def _floor(sensors: int, n: int = 2_000) -> list[ParametricRecord]:
+    simulator = FloorSimulator(FloorConfig(run_length=n, sensor_columns=sensors), seed=3)
+    return [ParametricRecord.model_validate(s.record) for s in simulator.stream(n)]
+
+
+def test_the_learner_asks_about_complete_parts_on_a_wide_floor() -> None:
+    learner = Learner(LearnerConfig(budget={"fraction": 0.5}))
+    complete_skipped = []
+    for index, record in enumerate(_floor(200)):
+        decision = learner.decide(record, T0 + timedelta(seconds=index))
+        tests = [v for k, v in record.measurements.items() if not k.startswith("eq_")]
+        if index >= 500 and all(v is not None for v in tests):
+            complete_skipped.append(decision.skipped == "little_data")
+    # Judged by its plain share (about 0.2 with 200 sensors), every part would be.
+    assert complete_skipped and not any(complete_skipped)
