@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from river import forest, linear_model, naive_bayes, preprocessing, tree
@@ -91,16 +92,17 @@ def test_skipped_tests_stay_the_signal_beside_many_rarely_written_sensors() -> N
     tests = [f"t{i}" for i in range(40)]
     sensors = [f"eq_{i}" for i in range(300)]
 
-    def part(tests_run: int) -> dict[str, float | None]:
-        x: dict[str, float | None] = {t: (1.0 if i < tests_run else None)
-                                      for i, t in enumerate(tests)}
+    def part(tests_run: int) -> dict[Hashable, Any]:
+        x: dict[Hashable, Any] = {t: (1.0 if i < tests_run else None)
+                                  for i, t in enumerate(tests)}
         return x | {s: (2.0 if rng.random() < 0.1 else None) for s in sensors}
 
     for _ in range(200):
         imputer.learn_one(part(40))
     ordinary = imputer.transform_one(part(40))["@imputed"]
     stopped = imputer.transform_one(part(20))["@imputed"]
-    assert ordinary < 0.4 and stopped - ordinary > 0.25
+    # Counted plainly, the ordinary part would be 0.79 imputed and the stopped one 0.85.
+    assert ordinary < 0.05 and stopped > 0.4
 
 
 def test_an_imputer_pickled_before_it_counted_records_weighs_every_feature_alike() -> None:
