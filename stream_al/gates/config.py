@@ -14,11 +14,11 @@ from stream_al.gates.randomized import RandomizedUncertaintyGate
 from stream_al.gates.ranked import RankedGate
 from stream_al.gates.sampling import RandomGate
 from stream_al.gates.variable import VariableUncertaintyGate
+from stream_al.novelty import NoveltyName
 
 Strategy = Literal["random", "fixed", "variable", "randomized", "hybrid"]
 MeasureName = Literal["least_confidence", "margin", "entropy"]
 Scale = Literal["rank", "raw"]
-NoveltyName = Literal["principal", "half_space"]
 
 #: Adaptive gates start at the top of the range. θ falls one step on every affordable
 #: record it lets pass, but rises only on a query, which the budget rations: from 1.0 it

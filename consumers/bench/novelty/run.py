@@ -25,9 +25,8 @@ from consumers.demo.arms import Pace, PacedRandomLearner
 from stream_al.evaluation import rank_auc
 from stream_al.features import FeatureConfig, extract
 from stream_al.gates import GateConfig
-from stream_al.gates.config import NoveltyName
 from stream_al.learner import Decision, LearnerConfig
-from stream_al.novelty import make_novelty, measured_only
+from stream_al.novelty import NoveltyName, make_novelty, measured_only
 from stream_al.records import ParametricRecord
 from stream_al.replay import replay
 from stream_al.simulate.base import SimulatedRecord
