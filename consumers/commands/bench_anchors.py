@@ -43,6 +43,12 @@ def register(cli: Cli) -> None:
             "--own-budgets", help="let each arm spend what its own budget manager allows "
             "(scikit-activeml's overspends early) instead of one hard budget ⌈B·t⌉ + 1 for "
             "all")] = False,
+        floor_data: Annotated[Path | None, typer.Option(
+            exists=True, file_okay=False,
+            help="the imbalanced floor streams: Shuttle LR, the simulated ATE floor, and the "
+                 "STDF lots and Ethereum fraud table found in this datasets folder, on "
+                 "stream-al's logistic template (instead of the 14, unless --config names "
+                 "some of those too)")] = None,
         rerender: Annotated[Path | None, typer.Option(
             exists=True, dir_okay=False,
             help="no run: write the tables and plots again from these JSON rows")] = None,
@@ -50,7 +56,7 @@ def register(cli: Cli) -> None:
         """Compare stream-al with River's EntropySampler and scikit-activeml's stream
         strategies (prequential, test-then-train, in stream order)."""
         from consumers.bench.anchors import run
-        from consumers.bench.anchors.streams import CONFIGS, QUICK, QUICK_RECORDS
+        from consumers.bench.anchors.streams import CONFIGS, QUICK, QUICK_RECORDS, floor_configs
         from consumers.bench.console import wide_console
 
         budgets = budget or ([0.1] if quick else [0.05, 0.1, 0.2])
@@ -63,7 +69,9 @@ def register(cli: Cli) -> None:
             raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from "
                                      f"{', '.join(known)}", param_hint="--config")
         chosen = [known[name.lower()] for name in config] if config else \
-            list(QUICK if quick else CONFIGS)
+            [] if floor_data else list(QUICK if quick else CONFIGS)
+        if floor_data:
+            chosen += [c for c in floor_configs(floor_data) if c not in chosen]
         options = run.AnchorsOptions(
             configs=chosen, budgets=budgets, seeds=[0] if quick else list(range(seeds)),
             delays=[0, delay] if delay else [0], jobs=jobs,

@@ -59,7 +59,7 @@ def run_anchors(options: AnchorsOptions, console: Console) -> list[Row]:
     if not skal.available():
         _note(options, console, "scikit-activeml is not installed: its arms are skipped "
                                 "(pip install 'stream-al[anchors]')")
-    sizes = {c.dataset: load(c.dataset, options.records).size for c in configs}
+    sizes = {c.dataset: load(c.dataset, options.records, c.source).size for c in configs}
     reference_units, budgeted = plan(configs, options.budgets, options.seeds, options.delays,
                                      arms, options.records, not options.own_budgets)
     started = time.perf_counter()

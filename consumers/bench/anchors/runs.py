@@ -61,7 +61,7 @@ def plan(configs: Sequence[Config], budgets: Sequence[float], seeds: Sequence[in
 
 def execute(unit: Unit, references: References) -> list[Row]:
     """Every run of one unit, as rows; ``references`` is empty for an all-labels unit."""
-    stream = load(unit.config.dataset, unit.cap)
+    stream = load(unit.config.dataset, unit.cap, unit.config.source)
     if unit.budget is None:
         return [_row(unit, "all", 1.0, seed, run_arm(stream, AllLabels(unit.config, seed),
                                                       1.0, unit.delay), None)

@@ -113,6 +113,9 @@ class SkactivemlArm:
 
 
 def _value(value: float | None) -> float:
-    # An array has no None; scikit-activeml refuses NaN candidates, so these arms need
-    # complete records (every bundled stream is complete).
-    return float("nan") if value is None else value
+    # An array has no None, and scikit-activeml refuses NaN candidates. A missing value
+    # (the floor streams have them) stands as 0.0: the candidates reach the model only
+    # through the first record's ``query``, when the model is empty and answers alike
+    # whatever they hold; after that the arm scores the record itself (None included).
+    # ``exact=True`` would feed these zeros to the model: keep it to complete streams.
+    return 0.0 if value is None else value

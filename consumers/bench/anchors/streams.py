@@ -14,9 +14,16 @@ import functools
 import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, Literal
 
-from consumers.bench.labels.datasets import Dataset, builtin_dataset, transaction_record
+from consumers.bench.labels.datasets import (
+    Dataset,
+    builtin_dataset,
+    csv_dataset,
+    stdf_dataset,
+    transaction_record,
+)
 from stream_al.features import FeatureConfig, Features, extract
 from stream_al.models import ModelConfig
 from stream_al.records import Record, TransactionRecord
@@ -24,8 +31,11 @@ from stream_al.records import Record, TransactionRecord
 #: The model key stream-al gives these records (no ``product`` field): every arm seeds
 #: its model from it, as the learner's registry does, so an ARF starts alike everywhere.
 MODEL_KEY: Final = "transaction"
-#: The plain River model of each short name (``stream_al.models``, ``river_*``).
-TEMPLATES: Final = {"LR": "river_lr", "HT": "river_ht", "GNB": "river_gnb", "ARF": "river_arf"}
+#: The plain River model of each short name (``stream_al.models``, ``river_*``), and
+#: stream-al's own ``logistic`` template (imputer | scaler | logistic regression): the
+#: floor streams have missing values, which a plain River pipeline cannot take.
+TEMPLATES: Final = {"LR": "river_lr", "HT": "river_ht", "GNB": "river_gnb", "ARF": "river_arf",
+                    "logistic": "logistic"}
 
 
 @dataclass(frozen=True)
@@ -52,11 +62,24 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class FileSource:
+    """A labelled file that no wheel ships (the floor streams): how to read it. Carried
+    inside the configuration so a worker process can load it by itself."""
+
+    kind: Literal["stdf", "csv"]
+    path: str
+    target: str = ""  # the CSV's label column
+    drop: tuple[str, ...] = ()  # CSV columns that are no features (ids)
+    shuffle_seed: int | None = None  # CSV rows with no time order, shuffled once
+
+
+@dataclass(frozen=True)
 class Config:
-    """A stream and the plain River model every arm uses on it."""
+    """A stream and the River model every arm uses on it."""
 
     dataset: str
     model: str
+    source: FileSource | None = None
 
     @property
     def name(self) -> str:
@@ -83,21 +106,49 @@ QUICK_RECORDS: Final = 600
 SKLEARN_STREAMS: Final = ("breast-cancer", "digits")
 
 
+#: The imbalanced floor streams of the acceptance (``--floor-data DIR``), beside
+#: Shuttle: the simulated ATE floor, two real STDF lots and a third tester's file with
+#: the tester's own pass/fail as truth, and the Ethereum fraud table shuffled with a
+#: fixed seed (it has no time order). Paths are relative to the shared datasets folder.
+FLOOR_FILES: Final = (
+    ("lot2", FileSource("stdf", "stdf/lot2.stdf.gz")),
+    ("lot3", FileSource("stdf", "stdf/lot3.stdf.gz")),
+    ("a595", FileSource("stdf", "stdf/a595.stdf.gz")),
+    ("ethereum", FileSource("csv", "fraud/eth_transaction_dataset.csv", target="FLAG",
+                            drop=("Index",), shuffle_seed=0)),
+)
+
+
+def floor_configs(shared: Path) -> tuple[Config, ...]:
+    """Shuttle (plain LR, as in the 14) and the floor streams under ``shared`` on
+    stream-al's ``logistic`` template; a file that is not there is left out."""
+    found = [Config(name, "logistic", FileSource(s.kind, str(shared / s.path), s.target,
+                                                 s.drop, s.shuffle_seed))
+             for name, s in FLOOR_FILES if (shared / s.path).is_file()]
+    return (Config("shuttle", "LR"), Config("ate-floor", "logistic"), *found)
+
+
 def have_sklearn() -> bool:
     return importlib.util.find_spec("sklearn") is not None
 
 
-def load(name: str, records: int | None = None) -> Stream:
-    """The named stream (its first ``records`` records if given)."""
-    stream = _load(name)
+def load(name: str, records: int | None = None, source: FileSource | None = None) -> Stream:
+    """The named stream, or the file ``source`` names (its first ``records`` records if
+    given)."""
+    stream = _load(name, source)
     if records is None or records >= stream.size:
         return stream
     return Stream(stream.name, stream.items[:records])
 
 
 @functools.cache
-def _load(name: str) -> Stream:
+def _load(name: str, source: FileSource | None) -> Stream:
     """Built once per process: a run reads the stream many times."""
+    if source is not None:
+        path = Path(source.path)
+        dataset = stdf_dataset(path) if source.kind == "stdf" else csv_dataset(
+            path, source.target, shuffle_seed=source.shuffle_seed, drop=source.drop)
+        return _from_dataset(Dataset(name, dataset.size, dataset.open))
     if name in SKLEARN_STREAMS:
         return _from_pairs(name, _sklearn_pairs(name))
     return _from_dataset(builtin_dataset(name))

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_al.records import ParametricRecord, TransactionRecord
 from stream_al.replay import Labelled
+
+if TYPE_CHECKING:
+    from consumers.produce.stdf.source import LabelFrom
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -190,3 +194,29 @@ def builtin_dataset(name: str, size: int | None = None, seed: int = 0) -> Datase
         return _floor(size, seed, WIDE_SENSOR_COLUMNS)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(BUILTIN)} "
                      "or give --data PATH --target COLUMN")
+
+
+def stdf_dataset(path: Path, label_from: LabelFrom = "pass_fail") -> Dataset:
+    """An STDF file as a labelled stream, its parts in file order: each part exactly as
+    ``stream-al produce --label-from`` would send it (decoded by the daemon's codec), its
+    truth the label the tester wrote (the PRR's pass/fail flag or bin). A part without a
+    label, or one the codec refuses, is not in the stream: a replay needs the truth.
+    Parts without a parametric result stay in (they are real parts)."""
+    from consumers.produce.items import Parsed
+    from consumers.produce.stdf.source import StdfSource
+    from stream_al.codec import decode_record
+    from stream_al.errors import DecodeError
+
+    pairs: list[Labelled] = []
+    for item in StdfSource(path, label_from=label_from):
+        if not isinstance(item, Parsed) or item.record.get("label") is None:
+            continue
+        truth = str(item.record["label"])
+        raw = dict(item.record, label=None)  # the truth is the oracle's, not a feature
+        try:
+            record = decode_record(json.dumps(raw, separators=(",", ":")).encode())
+        except DecodeError:
+            continue
+        pairs.append((record, truth))
+    name = path.name.split(".")[0]
+    return Dataset(name, len(pairs), lambda: iter(pairs))
