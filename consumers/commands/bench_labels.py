@@ -46,9 +46,10 @@ def register(cli: Cli) -> None:
         = None,
         delay: Annotated[int, typer.Option(min=0, help="oracle answers after this many "
                                            "further records")] = 50,
-        prior_correction: Annotated[float, typer.Option(
+        prior_correction: Annotated[float | None, typer.Option(
             min=0.0, max=1.0, help="learner.prior_correction γ of every run, the "
-                                   "all-labels one too (0: the most probable class)")] = 0.0,
+                                   "all-labels one too (0: the most probable class; "
+                                   "default: the learner's own, 0.5)")] = None,
         out: Annotated[Path, typer.Option(help="JSON rows (DESIGN §10)")]
         = Path("bench-results/labels.json"),
         plot: Annotated[Path | None, typer.Option(help="learning curves PNG")]

@@ -43,7 +43,7 @@ class LabelsOptions:
     delay: int = 50
     shuffle_seed: int | None = None
     drop: Sequence[str] = ()
-    prior_correction: float = 0.0
+    prior_correction: float | None = None  # None: the learner's default
     out: Path = Path("bench-results/labels.json")
     plot: Path | None = None
 
@@ -64,10 +64,11 @@ def run_bench(options: LabelsOptions) -> list[Row]:
         for run in runs:
             progress.update(overall, description=f"{run.dataset.name} {run.strategy} "
                                                  f"B={run.budget:g} seed={run.seed}")
-            base = LearnerConfig(prior_correction=options.prior_correction)
+            base = LearnerConfig() if options.prior_correction is None else \
+                LearnerConfig(prior_correction=options.prior_correction)
             row, result = execute(run, options.model, options.delay, base,
                                   lambda n: progress.advance(overall, n))
-            row["prior_correction"] = options.prior_correction
+            row["prior_correction"] = base.prior_correction
             rows.append(row)
             prequential.append(result.curve.prequential())
             if run.seed == 0:
