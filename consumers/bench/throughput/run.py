@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -65,6 +65,8 @@ from stream_al.learner import LearnerConfig
 from stream_al.models import TemplateName
 
 T = TypeVar("T")
+#: A bare consumer loop: (kafka, topic, count, decode, group, tick) → its row.
+Reader = Callable[[KafkaSettings, str, int, bool, str, Tick], Row]
 
 
 class _RateColumn(ProgressColumn):
@@ -174,19 +176,15 @@ def bench_arms(kafka: KafkaSettings, run_id: str, topic: str, records: Sequence[
     else:
         arms.append(Arm("producer.confluent", "producer, confluent-kafka", partial(
             _to_sink, kafka, run_id, "confluent", confluent_produce, records, partitions)))
-    for client, read in (("kafka_python", consume), ("confluent", confluent_consume)):
-        if client == "confluent" and no_confluent:
-            continue
+    readers: list[tuple[str, Reader]] = [("kafka_python", consume)]
+    if not no_confluent:
+        readers.append(("confluent", confluent_consume))
+    for client, read in readers:
         for kind, decode in (("raw", False), ("decoded", True)):
             name = f"consumer.{client}.{kind}"
-            label = f"bare consumer, {client.replace('_', '-')}, {kind}"
-
-            def body(round_: int, tick: Tick, read: Any = read, decode: bool = decode,
-                     name: str = name) -> Row:
-                group = f"{run_id}-r{round_}-{name.replace('.', '-').replace('_', '-')}"
-                row: Row = read(kafka, topic, n, decode, group, tick)
-                return row
-            arms.append(Arm(name, label, body))
+            arms.append(Arm(name, f"bare consumer, {client.replace('_', '-')}, {kind}",
+                            partial(_consume_body, read, kafka, topic, n, decode,
+                                    f"{run_id}-{name.replace('.', '-').replace('_', '-')}")))
     peers: list[Arm] = []
     kinds: tuple[tuple[PeerKind, str, str | None], ...] = (
         ("quix", "peer, Quix Streams + River", no_quix),
@@ -197,10 +195,12 @@ def bench_arms(kafka: KafkaSettings, run_id: str, topic: str, records: Sequence[
         else:
             peers.append(Arm(f"peer.{kind}", label, _peer_body(kafka, topic, kind, records,
                                                                options, workdir)))
+    # The peers run the logistic pipeline: they follow that daemon (or the first one).
+    beside = LATENCY_TEMPLATE if LATENCY_TEMPLATE in options.templates else options.templates[0]
     for template in options.templates:
         arms.append(Arm(daemon_arm(template), f"daemon, {template}", _daemon_body(
             kafka, topic, template, records, options, workdir)))
-        if template == options.templates[0]:
+        if template == beside:
             arms.extend(peers)
     for template in options.templates:
         arms.append(Arm(f"inmemory.{template}", f"in-memory pipeline, {template}", partial(
@@ -219,6 +219,12 @@ def _to_sink(kafka: KafkaSettings, run_id: str, slug: str,
         return write(kafka, sink, records, tick)
     finally:
         delete_topics(kafka, sink)
+
+
+def _consume_body(read: Reader, kafka: KafkaSettings, topic: str, count: int, decode: bool,
+                  group: str, round_: int, tick: Tick) -> Row:
+    """A bare consumer arm, in a group of its own each round (so it reads from the start)."""
+    return read(kafka, topic, count, decode, f"{group}-r{round_}", tick)
 
 
 def _peer_body(kafka: KafkaSettings, topic: str, kind: PeerKind,
