@@ -1,4 +1,5 @@
-"""``stream-al bench throughput``: the daemon against a bare consumer on a real broker."""
+"""``stream-al bench throughput``: the daemon against bare clients and peers on a real
+broker."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def register(cli: Cli) -> None:
         latency_seconds: Annotated[float, typer.Option(
             min=0.1, help="seconds of the latency run")] = 20.0,
         partitions: Annotated[int, typer.Option(min=1, help="partitions per topic")] = 6,
+        rounds: Annotated[int, typer.Option(
+            min=1, help="every arm runs once per round, in the same order each round; "
+                        "each figure is the median (and min–max) of the rounds")] = 3,
         budget: Annotated[float, typer.Option(
             min=0.001, max=1.0, help="label budget B of the daemon")] = 0.1,
         oracle: Annotated[bool, typer.Option(
@@ -40,8 +44,10 @@ def register(cli: Cli) -> None:
         plot: Annotated[Path | None, typer.Option(help="records/s and latency PNG")]
         = Path("bench-results/throughput.png"),
     ) -> None:
-        """Records/s of the producer, a bare consumer and the daemon on one topic of
-        identical records, and produce→prediction latency at a fixed rate."""
+        """Records/s of the producers, bare consumers, the daemon and its peers (a Quix
+        Streams app and a confluent-kafka loop around the same River model, which need
+        the project's bench extra) on one topic of identical records, in interleaved
+        rounds; and produce→prediction latency at a fixed rate."""
         from consumers.bench.console import wide_console
         from consumers.bench.throughput.options import ThroughputOptions
         from consumers.bench.throughput.report import plot as plot_results
@@ -53,7 +59,7 @@ def register(cli: Cli) -> None:
             records=records, bootstrap_servers=bootstrap_servers,
             templates=_templates(templates), latency_rate=latency_rate,
             latency_seconds=latency_seconds, out=out, plot=plot, partitions=partitions,
-            budget=budget, oracle=oracle)
+            budget=budget, oracle=oracle, rounds=rounds)
         console = wide_console()
         _log_above_progress(console)
         try:

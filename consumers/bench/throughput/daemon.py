@@ -5,6 +5,7 @@ latency run."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -60,27 +61,56 @@ _DRAIN_S = 60.0
 
 def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
                records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
-               tick: Tick, attempt: int = 1) -> Row:
+               tick: Tick, attempt: int = 1, round_: int = 1) -> Row:
     """``stream-al run`` from the beginning of ``topic`` until it has predicted every record;
-    the rate comes from the predictions' own timestamps (set when the daemon sent them)."""
-    prefix = f"{topic}-{template}" + (f"-attempt{attempt}" if attempt > 1 else "")
+    the rate comes from the predictions' own timestamps (set when the daemon sent them).
+    The oracle's thread runs in this process: its CPU is not the daemon's."""
+    prefix = f"{topic}-{template}-r{round_}" + (f"-attempt{attempt}" if attempt > 1 else "")
     topics = bench_topics(topic, prefix)
     ensure_topics(kafka, topic_plan(topics, options.partitions))
     port = free_port()
     settings = daemon_settings(kafka, topics, learner_config(template, options.budget),
                                workdir / prefix, port)
     truth = {r.record_id: r.truth for r in records}
+    children_before = children_cpu_s()
     with answering_oracle(settings, truth, options.oracle):
         started = time.time()
         with running_daemon(settings, workdir, prefix) as daemon:
-            wait_for_messages(kafka, topics.predictions, len(records), tick, daemon,
-                              workdir / f"{prefix}.log")
+            steady_cpu = wait_for_messages(kafka, topics.predictions, len(records), tick,
+                                           daemon, workdir / f"{prefix}.log")
             seen = scrape(port)
+    total_cpu = children_cpu_s() - children_before
     stamps, distinct = topic_timestamps(kafka, topics.predictions, len(records))
     return {"template": template,
             **rates(len(records), started, min(stamps) / 1000, max(stamps) / 1000),
             "predictions": len(stamps), "distinct_record_ids": distinct,
-            "requests": message_count(kafka, topics.requests), **seen}
+            "requests": message_count(kafka, topics.requests), **seen,
+            **cpu_figures(steady_cpu, total_cpu, len(records))}
+
+
+def cpu_figures(steady_us_per_record: float | None, total_s: float, records: int) -> Row:
+    """A child's CPU: per record while it was producing (what the loop costs), and over
+    its whole life from its rusage (start-up, group join and shutdown included)."""
+    return {"cpu_us_per_record": steady_us_per_record, "cpu_s_total": total_s,
+            "cpu_us_per_record_total": 1e6 * total_s / records}
+
+
+def children_cpu_s() -> float:
+    """User + system seconds of this process's children that have been waited for: the
+    difference across one child's life is that child's (the bench starts one at a time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system seconds of a running process, every thread, from /proc (None where
+    there is no /proc, or once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def latency_run(kafka: KafkaSettings, run_id: str, count: int, options: ThroughputOptions,
@@ -165,26 +195,48 @@ def answering_oracle(settings: Settings, truth: Mapping[str, str], enabled: bool
 
 
 def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
-                      daemon: subprocess.Popen[bytes], log: Path) -> None:
-    """Until ``topic`` holds ``count`` messages; fails if the daemon exits or stalls."""
+                      daemon: subprocess.Popen[bytes], log: Path, what: str = "the daemon",
+                      exits_when_done: bool = False) -> float | None:
+    """Until ``topic`` holds ``count`` messages; fails if ``daemon`` exits (unless it
+    ``exits_when_done`` and wrote them all) or stalls. Returns its CPU µs per message
+    between the first sample with messages and the last (None without /proc)."""
     watcher = make_consumer(kafka, None)
+    first: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
+
+    def sample(held: int) -> None:
+        nonlocal first, last
+        cpu = process_cpu_s(daemon.pid) if held else None
+        if cpu is not None:
+            first, last = first or (held, cpu), (held, cpu)
+
+    def steady() -> float | None:
+        if first is None or last is None or last[0] <= first[0]:
+            return None
+        return 1e6 * (last[1] - first[1]) / (last[0] - first[0])
+
     try:
         partitions = partitions_of(watcher, [topic])
         seen, progress_at = -1, time.time()
         while True:
             held = sum(watcher.end_offsets(partitions).values())
+            sample(held)
             tick(held)
             if held >= count:
-                return
+                return steady()
             if daemon.poll() is not None:
-                raise BenchError(f"the daemon exited ({daemon.returncode}) at {held}/{count} "
-                                 f"predictions; its log: {log}\n{_tail(log)}")
+                held = sum(watcher.end_offsets(partitions).values())  # it may just have ended
+                if exits_when_done and daemon.returncode == 0 and held >= count:
+                    tick(held)
+                    return steady()
+                raise BenchError(f"{what} exited ({daemon.returncode}) at {held}/{count} "
+                                 f"messages; its log: {log}\n{_tail(log)}")
             if held > seen:
                 seen, progress_at = held, time.time()
             if time.time() - progress_at > STALL_S:
                 _dump_stacks(daemon)
                 raise DaemonStalled(f"no progress for {STALL_S:.0f} s: {topic} at "
-                                    f"{held}/{count} messages; the daemon's main thread:\n"
+                                    f"{held}/{count} messages; {what}'s main thread:\n"
                                     f"{_main_thread(log)}", log)
             time.sleep(0.25)
     finally:

@@ -1,6 +1,7 @@
-"""The timed loops of ``stream-al bench throughput``: the producer, the bare consumers,
-the paced producer and prediction watcher of the latency run, and the in-memory pipeline.
-"""
+"""The timed loops of ``stream-al bench throughput``: the producers and bare consumers of
+both clients, the paced producer and prediction watcher of the latency run, and the
+in-memory pipeline. Each notes the CPU time of this process over its loop (with
+confluent-kafka that includes librdkafka's own threads, which do its I/O)."""
 
 from __future__ import annotations
 
@@ -48,19 +49,49 @@ def produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
     producer = make_producer(kafka)
     producer.partitions_for(topic)  # a floor producer is long-lived: metadata is warm
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for done, record in enumerate(records, 1):
             producer.send(topic, key=record.key, value=record.value)
             if done % 1000 == 0:
                 tick(done)
         producer.flush()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         producer.close(timeout=10)
     tick(len(records))
+    return _produced(records, seconds, cpu)
+
+
+def confluent_produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
+                      tick: Tick) -> Row:
+    """confluent-kafka's producer with the same guarantees (acks=all, idempotent)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**confluent_options(kafka), "acks": "all", "enable.idempotence": True})
+    producer.list_topics(topic, timeout=10)  # warm metadata, as for kafka-python's
+    started, cpu = time.perf_counter(), time.process_time()
+    for done, record in enumerate(records, 1):
+        try:
+            producer.produce(topic, record.value, record.key)
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(1.0)
+            producer.produce(topic, record.value, record.key)
+        if done % 1000 == 0:
+            producer.poll(0)
+            tick(done)
+    if producer.flush(30):
+        raise BenchError(f"confluent-kafka producer: records to {topic} still undelivered "
+                         "after 30 s")
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    tick(len(records))
+    return _produced(records, seconds, cpu)
+
+
+def _produced(records: Sequence[BenchRecord], seconds: float, cpu: float) -> Row:
     megabytes = sum(len(r.value) for r in records) / 1e6
     return {"records": len(records), "seconds": seconds,
-            "records_per_s": len(records) / seconds, "mb_per_s": megabytes / seconds}
+            "records_per_s": len(records) / seconds, "records_per_s_wall": None,
+            "mb_per_s": megabytes / seconds, "cpu_us_per_record": 1e6 * cpu / len(records)}
 
 
 def consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: str,
@@ -69,11 +100,13 @@ def consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: s
     consumer = make_consumer(kafka, group)
     consumer.subscribe([topic])
     started, first, done = time.time(), 0.0, 0
-    progress_at = started
+    progress_at, cpu_first = started, 0.0
     try:
         while done < count:
             batch = consumer.poll(timeout_ms=100, max_records=POLL_MAX_RECORDS)
             now = time.time()
+            if batch and not first:
+                cpu_first = time.process_time()
             for records in batch.values():
                 if decode:
                     for record in records:
@@ -83,10 +116,52 @@ def consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: s
                 first, progress_at = first or now, now
             check_stall(progress_at, f"consumer of {topic} at {done}/{count} records")
             tick(done)
-        last = time.time()
+        last, cpu = time.time(), time.process_time() - cpu_first
     finally:
         consumer.close(autocommit=False)
-    return {"decoded": decode, **rates(done, started, first, last)}
+    return {"decoded": decode, **rates(done, started, first, last),
+            "cpu_us_per_record": 1e6 * cpu / done}
+
+
+def confluent_consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: str,
+                      tick: Tick) -> Row:
+    """confluent-kafka's consumer in a fresh group from the beginning, batches as large as
+    kafka-python's polls; ``decode``: json.loads each."""
+    from confluent_kafka import Consumer, KafkaException
+
+    consumer = Consumer({**confluent_options(kafka), "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    started, first, done = time.time(), 0.0, 0
+    progress_at, cpu_first = started, 0.0
+    try:
+        while done < count:
+            batch = consumer.consume(num_messages=POLL_MAX_RECORDS, timeout=0.1)
+            now = time.time()
+            if batch and not first:
+                cpu_first = time.process_time()
+            for message in batch:
+                if message.error():
+                    raise KafkaException(message.error())
+                if decode:
+                    json.loads(message.value())
+            done += len(batch)
+            if batch:
+                first, progress_at = first or now, now
+            check_stall(progress_at, f"consumer of {topic} at {done}/{count} records")
+            tick(done)
+        last, cpu = time.time(), time.process_time() - cpu_first
+    finally:
+        consumer.close()
+    return {"decoded": decode, **rates(done, started, first, last),
+            "cpu_us_per_record": 1e6 * cpu / done}
+
+
+def confluent_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """librdkafka's names for the bench's connection (plaintext: the bench makes its own
+    settings; mapping SASL/TLS is the client gateway's work, issue 13 item 2)."""
+    return {"bootstrap.servers": ",".join(kafka.bootstrap_servers),
+            "client.id": kafka.client_id}
 
 
 def paced_produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
@@ -174,13 +249,14 @@ def inmemory(records: Sequence[BenchRecord], config: LearnerConfig, answer: bool
                         SimulatedOracle(lambda request: truth.get(request.record_id)))
     for record in records:
         loop.publish(topics.inputs[0], record.key, record.value)
-    started, done = time.perf_counter(), 0
+    started, cpu, done = time.perf_counter(), time.process_time(), 0
     while done < len(records):
         done += loop.step(datetime.now(UTC), POLL_MAX_RECORDS)
         tick(done)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"records": done, "seconds": seconds, "records_per_s": done / seconds,
-            "us_per_record": 1e6 * seconds / done, **counters(registry.collect())}
+            "records_per_s_wall": None, "us_per_record": 1e6 * seconds / done,
+            "cpu_us_per_record": 1e6 * cpu / done, **counters(registry.collect())}
 
 
 def ensure_topics(kafka: KafkaSettings, plans: Sequence[TopicPlan]) -> None:

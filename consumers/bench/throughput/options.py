@@ -1,19 +1,32 @@
 """``stream-al bench throughput``: what one process sustains on a real broker.
 
 In one run, on one topic of identical pre-produced records (simulated 50-measurement
-parametric records): the producer writing them; a bare kafka-python consumer reading
-them, raw and JSON-decoded (the ceiling DESIGN §7 measures the daemon against); the
-daemon itself per model template (``stream-al run`` in its own process, as deployed,
-with a simulated oracle answering its queries from the truth); the same pipeline on the
-in-memory bus, which separates the Kafka cost from the learner's; and produce→prediction
-latency at a fixed rate.
+parametric records), every arm once per round, in the same order each round (A B C A B C
+…), so a burst of load from the machine's other work falls on every arm alike:
+
+- the limits: kafka-python's and confluent-kafka's producers (acks=all, idempotent) each
+  writing every record to a fresh topic; bare consumers of both clients reading them, raw
+  and JSON-decoded (the decoding kafka-python one is the ceiling DESIGN §7 measures the
+  daemon against);
+- the daemon itself per model template (``stream-al run`` in its own process, as
+  deployed, with a simulated oracle answering its queries from the truth);
+- the peers: what a user would write instead, a Quix Streams application and a plain
+  confluent-kafka loop around the same River pipeline (``peer_apps``), each in its own
+  process, predicting every record and learning the labelled ~10 %;
+- the daemon's pipeline on the in-memory bus, which separates the Kafka cost from the
+  learner's;
+
+then, once, produce→prediction latency at a fixed rate.
 
 This module holds the figures and the pure helpers; ``loops`` the timed loops,
-``daemon`` the daemon under test, ``run`` the order of the phases and ``report`` the
-table and the plot.
+``daemon`` the daemon under test, ``peers`` the peers' processes, ``run`` the order of
+the phases and ``report`` the table and the plot.
 
 Rates are taken from the first record handled to the last ("steady"), which leaves out
 the group join and the daemon's start-up, and also from the start of the phase ("wall").
+Each arm is summed up as the median and the min–max of its rounds; a ratio between two
+arms is taken within each round (the two ran minutes apart at most) and then summed up
+the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import json
 import math
 import statistics
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +87,7 @@ class ThroughputOptions:
     budget: float = 0.1
     oracle: bool = True
     seed: int = 11
+    rounds: int = 3
 
     @property
     def latency_records(self) -> int:
@@ -156,17 +171,120 @@ def rates(records: int, started: float, first: float, last: float) -> Row:
             "records_per_s_wall": records / (last - started) if last > started else None}
 
 
-def ratios(bare_decoded: Sequence[float], pipelines: Mapping[str, float | None],
-           target: float = 0.5, target_template: str = "logistic") -> Row:
-    """Each template's rate over the bare decoding consumer's (the mean of its runs, which
-    bracket the daemon runs in time), and DESIGN §7's verdict."""
-    ceiling = statistics.fmean(bare_decoded)
-    per = {f"{name}_vs_bare_decoded": rate / ceiling if rate else None
-           for name, rate in pipelines.items()}
-    measured = per.get(f"{target_template}_vs_bare_decoded")
-    return {"bare_decoded_records_per_s": ceiling, **per, "target": target,
-            "target_template": target_template,
+#: The bare kafka-python arms the daemon is weighed against (DESIGN §7, and issue 13).
+BARE_DECODED = "consumer.kafka_python.decoded"
+PRODUCER = "producer.kafka_python"
+QUIX_PEER, CONFLUENT_PEER = "peer.quix", "peer.confluent"
+#: What every skipped arm's note says: the one command that brings them in.
+BENCH_EXTRA = "pip install -e '.[bench]'"
+
+
+def daemon_arm(template: str) -> str:
+    return f"daemon.{template}"
+
+
+def interleaved(arms: Sequence[str], rounds: int) -> list[tuple[int, str]]:
+    """(round, arm) in the order they run: every arm once per round, the same order each.
+
+    >>> interleaved(["a", "b"], 2)
+    [(1, 'a'), (1, 'b'), (2, 'a'), (2, 'b')]
+    """
+    return [(round_, arm) for round_ in range(1, rounds + 1) for arm in arms]
+
+
+def spread(values: Iterable[float | None]) -> Row:
+    """Median, min and max of the measured values (None: not measured that round).
+
+    >>> spread([3.0, None, 1.0, 2.0])
+    {'median': 2.0, 'min': 1.0, 'max': 3.0, 'n': 3}
+    >>> spread([None])
+    {'median': None, 'min': None, 'max': None, 'n': 0}
+    """
+    known = [v for v in values if v is not None]
+    if not known:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(known), "min": min(known), "max": max(known),
+            "n": len(known)}
+
+
+def paired_ratio(per_round: Sequence[Mapping[str, float | None]], numerator: str,
+                 denominators: Sequence[str]) -> Row:
+    """``numerator``'s rate over the smallest of ``denominators``' rates, within each round
+    (arms measured minutes apart share the machine's load), then the spread of those.
+    A round missing any of the arms gives no ratio.
+
+    >>> paired_ratio([{"d": 10.0, "p": 40.0}, {"d": 12.0, "p": 30.0}], "d", ["p"])["per_round"]
+    [0.25, 0.4]
+    >>> paired_ratio([{"d": 10.0, "c": 20.0, "p": 50.0}], "d", ["c", "p"])["median"]
+    0.5
+    """
+    found: list[float | None] = []
+    for rates_ in per_round:
+        top = rates_.get(numerator)
+        bottom = [rates_.get(name) for name in denominators]
+        known = [b for b in bottom if b]
+        found.append(top / min(known) if top and len(known) == len(bottom) else None)
+    return {**spread(found), "per_round": found, "numerator": numerator,
+            "denominator": denominators[0] if len(denominators) == 1
+            else f"min({', '.join(denominators)})"}
+
+
+#: The figures of an arm's row summed up across rounds.
+SUMMED = ("records_per_s", "records_per_s_wall", "cpu_us_per_record", "cpu_us_per_record_total")
+
+
+def summarise(rounds: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> Row:
+    """Per arm, in the order run: its label and the spread of each figure across rounds.
+
+    >>> rounds = [{"arms": {"a": {"records_per_s": r}}} for r in (9.0, 7.0, 8.0)]
+    >>> summarise(rounds, {"a": "arm a"})["a"]["records_per_s"]
+    {'median': 8.0, 'min': 7.0, 'max': 9.0, 'n': 3}
+    """
+    return {name: {"label": label, **{field: spread(
+                r["arms"][name].get(field) for r in rounds if name in r["arms"])
+                for field in SUMMED}}
+            for name, label in labels.items()}
+
+
+def round_ratios(per_round: Sequence[Mapping[str, float | None]],
+                 templates: Sequence[str], target: float = 0.5,
+                 target_template: str = "logistic") -> Row:
+    """The paired ratios of the bench: each template over the bare decoding consumer
+    (DESIGN §7's verdict on the median), and the target template's daemon over each peer
+    and over min(consume, produce) of kafka-python. ``per_round``: arm → records/s."""
+    daemon = daemon_arm(target_template)
+    per: Row = {f"{t}_vs_bare_decoded": paired_ratio(per_round, daemon_arm(t), [BARE_DECODED])
+                for t in templates}
+    per.update({
+        "daemon_vs_quix_peer": paired_ratio(per_round, daemon, [QUIX_PEER]),
+        "daemon_vs_confluent_peer": paired_ratio(per_round, daemon, [CONFLUENT_PEER]),
+        "daemon_vs_bare_decoded": paired_ratio(per_round, daemon, [BARE_DECODED]),
+        "daemon_vs_min_consume_produce": paired_ratio(per_round, daemon,
+                                                      [BARE_DECODED, PRODUCER])})
+    measured = per["daemon_vs_bare_decoded"]["median"]
+    return {"bare_decoded_records_per_s": spread(r.get(BARE_DECODED) for r in per_round),
+            **per, "target": target, "target_template": target_template,
             "target_met": None if measured is None else measured >= target}
+
+
+def skip_line(skipped: dict[str, str]) -> str:
+    """The one line that says what was left out and how to bring it in.
+
+    >>> skip_line({"peer.quix": "quixstreams is not installed: pip install -e '.[bench]'"})
+    "skipped peer.quix (quixstreams is not installed): pip install -e '.[bench]'"
+    """
+    why = sorted({reason.partition(":")[0] for reason in skipped.values()})
+    return f"skipped {', '.join(skipped)} ({'; '.join(why)}): {BENCH_EXTRA}"
+
+
+def labelled(record_id: str, fraction: float) -> bool:
+    """Whether a peer learns from this record: ~``fraction`` of records, chosen by record id
+    alone (CRC-32, the same in every process), so each peer learns the same ones.
+
+    >>> sum(labelled(f"r{i}", 0.1) for i in range(10_000))
+    1020
+    """
+    return zlib.crc32(record_id.encode()) % 10_000 < fraction * 10_000
 
 
 def counters(families: Iterable[Metric]) -> dict[str, int]:
