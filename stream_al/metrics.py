@@ -135,24 +135,38 @@ class Metrics:
         self._create_gauges()
         self._create_histograms()
         self._model_label_totals: dict[str, int] = {}
+        #: Children of the labelled counters, by (counter, *label values).
+        self._children: dict[tuple[str, ...], Counter] = {}
         self._describe_build()
         self._preregister()
 
     # -- records and queries -------------------------------------------------------------
 
+    # The observe_* methods run for every record: each series' child is looked up once
+    # (``labels()`` checks, converts and locks on every call) and kept in ``_children``.
+
     def observe_record(self, kind: str, outcome: str) -> None:
         """Count one consumed record by ``kind`` and ``outcome`` (RECORD_KINDS, RECORD_OUTCOMES)."""
-        self.records.labels(_checked(kind, RECORD_KINDS, "record kind"),
-                            _checked(outcome, RECORD_OUTCOMES, "record outcome")).inc()
+        child = self._children.get(("records", kind, outcome))
+        if child is None:  # every valid pair was registered up front: this raises
+            child = self.records.labels(_checked(kind, RECORD_KINDS, "record kind"),
+                                        _checked(outcome, RECORD_OUTCOMES, "record outcome"))
+        child.inc()
 
     def observe_query(self, model_key: str, reason: str) -> None:
         """Count one oracle request of ``model_key`` sent for ``reason`` (uncertainty, audit, …)."""
-        self._add_model_key(model_key)
-        self.queries.labels(model_key, _checked(reason, REASONS, "query reason")).inc()
+        child = self._children.get(("queries", model_key, reason))
+        if child is None:
+            self._add_model_key(model_key)
+            child = self.queries.labels(model_key, _checked(reason, REASONS, "query reason"))
+        child.inc()
 
     def observe_query_skip(self, reason: str) -> None:
         """Count a record the gate chose but that was not queried (QUERY_SKIP_REASONS)."""
-        self.query_skips.labels(_checked(reason, QUERY_SKIP_REASONS, "query skip")).inc()
+        child = self._children.get(("query_skips", reason))
+        if child is None:
+            child = self.query_skips.labels(_checked(reason, QUERY_SKIP_REASONS, "query skip"))
+        child.inc()
 
     def observe_uncertainty(self, uncertainty: float) -> None:
         """Record the uncertainty u ∈ [0, 1] the gate saw for one record."""
@@ -170,7 +184,10 @@ class Metrics:
         ``latency_s`` is the time from the query to its label; None when the label
         could not be joined with a query (then there is nothing to measure).
         """
-        self.labels_consumed.labels(_checked(outcome, LABEL_OUTCOMES, "label outcome")).inc()
+        child = self._children.get(("labels", outcome))
+        if child is None:
+            child = self.labels_consumed.labels(_checked(outcome, LABEL_OUTCOMES, "label outcome"))
+        child.inc()
         if latency_s is not None:
             self.label_latency.observe(max(0.0, latency_s))
 
@@ -180,8 +197,9 @@ class Metrics:
         An unlisted code counts as ``other``: bad input must never crash the daemon,
         and free text must never become a label value.
         """
-        code = reason_code if reason_code in DEAD_LETTER_REASONS else "other"
-        self.dead_letters.labels(code).inc()
+        child = self._children.get(("dead_letters", reason_code)) or \
+            self._children[("dead_letters", "other")]
+        child.inc()
 
     # -- state published after each batch ------------------------------------------------
 
@@ -292,22 +310,24 @@ class Metrics:
                     "river": _library_version("river")})
 
     def _preregister(self) -> None:
+        children = self._children
         for kind in RECORD_KINDS:
             for outcome in RECORD_OUTCOMES:
-                self.records.labels(kind, outcome)
+                children["records", kind, outcome] = self.records.labels(kind, outcome)
         for label_outcome in LABEL_OUTCOMES:
-            self.labels_consumed.labels(label_outcome)
+            children["labels", label_outcome] = self.labels_consumed.labels(label_outcome)
         for code in DEAD_LETTER_REASONS:
-            self.dead_letters.labels(code)
+            children["dead_letters", code] = self.dead_letters.labels(code)
         for skip in QUERY_SKIP_REASONS:
-            self.query_skips.labels(skip)
+            children["query_skips", skip] = self.query_skips.labels(skip)
 
     def _add_model_key(self, model_key: str) -> None:
         if model_key not in self._model_label_totals:
             self._model_label_totals[model_key] = 0
             self.model_labels.labels(model_key)
             for reason in REASONS:
-                self.queries.labels(model_key, reason)
+                self._children["queries", model_key, reason] = self.queries.labels(model_key,
+                                                                                   reason)
 
     def _advance_label_total(self, model_key: str, total: int) -> None:
         published = self._model_label_totals[model_key]

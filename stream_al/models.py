@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,8 +33,6 @@ from river import (
     stats,
     tree,
 )
-
-from stream_al.presence import completeness
 
 TemplateName = Literal["logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf",
                        "river_lr", "river_ht", "river_gnb", "river_arf"]
@@ -101,12 +100,19 @@ class MeanImputer(base.Transformer):
         self.means: dict[Hashable, stats.Mean] = {}
         self.learnt = 0  # labelled records
         self.first: dict[Hashable, int] = {}  # labelled records before a feature's first value
+        self._plan: _FillPlan | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The plan is derived state: checkpoints stay as they were without it.
+        return {name: value for name, value in self.__dict__.items() if name != "_plan"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Imputers pickled before presence was counted: every feature counts fully.
         self.__dict__.update({"min_presence": 0.0, "learnt": 0, "first": {}} | state)
+        self._plan = None
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
+        self._plan = None
         for name, value in x.items():
             if value is not None:
                 if name not in self.means:
@@ -126,20 +132,50 @@ class MeanImputer(base.Transformer):
         # Features never seen with a value stay absent: a scaled absent feature is 0,
         # which is the mean once scaling learns anything.
         filled = {name: value for name, value in x.items() if value is not None}
-        rates = []
-        for name, mean in self.means.items():
-            rate = self.presence(name)
-            has = filled.get(name) is not None
-            if rate < self.min_presence and \
-                    self.learnt - self.first.get(name, 0) >= _EVIDENCE:
-                filled.pop(name, None)
-                continue
-            rates.append((rate, has))
-            if not has:
-                filled[name] = mean.get()
-        complete = completeness(rates)
+        plan = self._plan
+        if plan is None or plan.min_presence != self.min_presence:
+            plan = self._plan = self._fill_plan()
+        for name in plan.dropped:
+            filled.pop(name, None)
+        held = 0.0
+        for name, rate, mean in plan.kept:
+            if name in filled:
+                held += rate
+            else:
+                filled[name] = mean
+        # completeness() of the kept features' rates, its sums taken in the same order.
+        complete = min(1.0, held / plan.expected) if plan.expected else None
         filled["@imputed"] = 0.0 if complete is None else 1.0 - complete
         return filled
+
+    def _fill_plan(self) -> _FillPlan:
+        """What ``transform_one`` does with each known feature. It depends only on what
+        was learnt, so it is worked out once per label rather than once per record (it
+        was most of a prediction's cost)."""
+        dropped: list[Hashable] = []
+        kept: list[tuple[Hashable, float, float]] = []
+        expected = 0.0
+        for name, mean in self.means.items():
+            rate = self.presence(name)
+            if rate < self.min_presence and \
+                    self.learnt - self.first.get(name, 0) >= _EVIDENCE:
+                dropped.append(name)
+                continue
+            kept.append((name, rate, mean.get()))
+            expected += rate * rate
+        return _FillPlan(self.min_presence, tuple(dropped), tuple(kept), expected)
+
+
+@dataclass(frozen=True)
+class _FillPlan:
+    """``MeanImputer``'s decisions until its next ``learn_one``: the features it leaves
+    out, and the kept ones in order with their presence rate and fill value."""
+
+    min_presence: float
+    dropped: tuple[Hashable, ...]
+    kept: tuple[tuple[Hashable, float, float], ...]
+    #: Σ rate² over ``kept``: what a usual record holds (``completeness``).
+    expected: float
 
 
 #: Labelled records after a feature's first value before it may be left out as mostly

@@ -12,7 +12,6 @@ counts by how often it has a value in the model's records (``completeness``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 
@@ -39,22 +38,29 @@ class Presence:
         """The presence-weighted share of values ``measurements`` has (rounded to 4
         places), then count it. The first record, and one whose names have never had a
         value, is judged by its plain share."""
-        known = {name: value is not None and not math.isnan(value)
-                 for name, value in measurements.items()}
-        plain = sum(known.values()) / len(known) if known else 0.0
-        share = plain
-        if self.records:
-            rates = [(self._rate(name), has) for name, has in known.items()]
-            weighted = completeness(rates)
-            # Names never seen with a value give no weight: judge by the plain share.
-            share = plain if weighted is None else weighted
-        for name, has in known.items():
-            if has:
-                if name in self._present:
-                    self._present[name] += 1
-                elif len(self._present) < self.max_names:  # a hostile record's names
-                    self._present[name] = 1
-                    self._first[name] = self.records
+        # One pass, as it runs on every record: each name's rate is read before its own
+        # count moves, and no other name's rate depends on that count. The sums are
+        # ``completeness``'s, in the same order (a name never seen adds exactly 0.0).
+        present, first, records = self._present, self._first, self.records
+        measured = 0
+        expected = held = 0.0
+        for name, value in measurements.items():
+            has = value is not None and value == value  # NaN is unequal to itself
+            count = present.get(name)
+            if count is not None:
+                since = records - first[name]
+                rate = count / (since if since > 1 else 1)
+                expected += rate * rate
+                if has:
+                    held += rate
+                    present[name] = count + 1
+            elif has and len(present) < self.max_names:  # a hostile record's names
+                present[name] = 1
+                first[name] = records
+            measured += has
+        plain = measured / len(measurements) if measurements else 0.0
+        # Names never seen with a value give no weight: judge by the plain share.
+        share = min(1.0, held / expected) if records and expected else plain
         self.records += 1
         return round(share, 4)
 

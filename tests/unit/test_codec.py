@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -439,3 +440,30 @@ def test_fuzz_truncated_and_corrupted_records(cut: int, byte: int) -> None:
 @given(changes=st.dictionaries(field_names, json_values, max_size=4))
 def test_fuzz_requests_whose_record_has_fields_replaced(changes: dict[str, Any]) -> None:
     _only_decode_errors(decode_request, raw(request(record=parametric() | changes)))
+
+
+_labels = st.text(min_size=1, max_size=12)
+_unit = st.floats(0.0, 1.0)
+_predictions = st.builds(
+    Prediction, record_id=st.text(min_size=1, max_size=40), model_key=_labels,
+    predicted=st.none() | _labels, proba=st.dictionaries(_labels, _unit, max_size=4),
+    uncertainty=_unit, queried=st.booleans(), query_id=st.none() | _labels,
+    model_version=st.integers(0, 2**63 - 1),
+    ts=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30)),
+                                               timezone(timedelta(seconds=30))])))
+
+
+@given(_predictions)
+def test_a_prediction_encodes_to_the_bytes_pydantic_writes(prediction: Prediction) -> None:
+    # encode() takes orjson for predictions: the contract is pydantic's bytes, exactly.
+    assert encode(prediction) == prediction.__pydantic_serializer__.to_json(prediction)
+
+
+def test_a_prediction_orjson_cannot_write_falls_back_to_pydantic() -> None:
+    with_extra = Prediction(record_id="r", model_key="k", predicted=None, proba={},
+                            uncertainty=1.0, queried=False, model_version=0,
+                            ts="2026-11-24T10:15:03Z", note="kept")
+    assert encode(with_extra).endswith(b'"ts":"2026-11-24T10:15:03Z","note":"kept"}')
+    surrogate = with_extra.model_copy(update={"record_id": "\ud800"})
+    with pytest.raises(ValueError, match="surrogates not allowed"):
+        encode(surrogate)

@@ -14,6 +14,7 @@ from river import forest, linear_model, naive_bayes, preprocessing, tree
 
 from stream_al.learner import Learner, LearnerConfig
 from stream_al.models import (
+    _EVIDENCE,
     PLAIN_TEMPLATES,
     MeanImputer,
     ModelConfig,
@@ -25,6 +26,7 @@ from stream_al.models import (
     most_probable,
     stable_seed,
 )
+from stream_al.presence import completeness
 from stream_al.records import OracleLabel, TransactionRecord
 from stream_al.registry import ModelRegistry
 
@@ -131,6 +133,46 @@ def test_a_rare_feature_is_kept_until_there_is_evidence_it_is_rare() -> None:
     for _ in range(5):
         imputer.learn_one({"t1": 1.0, "sensor": None})
     assert imputer.transform_one({"t1": 1.0, "sensor": 4.0})["sensor"] == 4.0
+
+
+def _fill_as_first_written(imputer: MeanImputer, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+    """``MeanImputer.transform_one`` as it was before its plan was cached per label."""
+    filled = {name: value for name, value in x.items() if value is not None}
+    rates = []
+    for name, mean in imputer.means.items():
+        rate = imputer.presence(name)
+        has = filled.get(name) is not None
+        if rate < imputer.min_presence and \
+                imputer.learnt - imputer.first.get(name, 0) >= _EVIDENCE:
+            filled.pop(name, None)
+            continue
+        rates.append((rate, has))
+        if not has:
+            filled[name] = mean.get()
+    complete = completeness(rates)
+    filled["@imputed"] = 0.0 if complete is None else 1.0 - complete
+    return filled
+
+
+def test_the_cached_fill_plan_fills_exactly_as_the_per_record_loop_did() -> None:
+    rng = random.Random(3)
+    names = [f"t{i}" for i in range(12)] + [f"eq_{i}" for i in range(6)]
+    imputer = MeanImputer(min_presence=0.5)
+    for step in range(400):
+        share = {name: 0.95 if name[0] == "t" else 0.15 for name in names}
+        x: dict[Hashable, Any] = {
+            name: rng.gauss(0, 1) if rng.random() < share[name] else None
+            for name in rng.sample(names, rng.randint(0, len(names)))}
+        if step % 3 == 0:
+            imputer.learn_one(x)  # a label between predictions: the plan is redone
+        if step == 200:
+            imputer.min_presence = 0.1
+        out = imputer.transform_one(dict(x))
+        expected = _fill_as_first_written(imputer, dict(x))
+        assert list(out.items()) == list(expected.items())  # values and order
+    restored = pickle.loads(pickle.dumps(imputer))  # noqa: S301 (our own object)
+    assert "_plan" not in imputer.__getstate__()  # checkpoints carry no derived state
+    assert restored.transform_one({"t1": 1.0}) == imputer.transform_one({"t1": 1.0})
 
 
 def test_registry_builds_one_model_per_key_seeded_by_key_not_by_order() -> None:

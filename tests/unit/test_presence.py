@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream_al.learner import Learner, LearnerConfig
-from stream_al.presence import Presence
+from stream_al.presence import Presence, completeness
 from stream_al.records import ParametricRecord
 from tests.factories import T0
 
@@ -81,3 +81,33 @@ def test_the_learner_asks_about_complete_parts_beside_rarely_written_sensors() -
             (stopped_skipped if stopped else complete_skipped).append(skipped == "little_data")
     assert complete_skipped and not any(complete_skipped)
     assert stopped_skipped and sum(stopped_skipped) > 0.5 * len(stopped_skipped)
+
+
+def _plain_share_then_learn(presence: Presence, measurements: dict[str, float | None]) -> float:
+    """The share as first written (two passes and ``completeness``): the one-pass loop
+    must give exactly this, bit for bit."""
+    known = {name: value is not None and not math.isnan(value)
+             for name, value in measurements.items()}
+    share = sum(known.values()) / len(known) if known else 0.0
+    if presence.records:
+        weighted = completeness([(presence._rate(name), has) for name, has in known.items()])
+        share = share if weighted is None else weighted
+    for name, has in known.items():
+        if has:
+            if name in presence._present:
+                presence._present[name] += 1
+            elif len(presence._present) < presence.max_names:
+                presence._present[name] = 1
+                presence._first[name] = presence.records
+    presence.records += 1
+    return round(share, 4)
+
+
+@given(st.lists(records, min_size=1, max_size=40), st.integers(1, 6))
+def test_the_one_pass_share_is_the_two_pass_share_exactly(
+        stream: list[dict[str, float | None]], max_names: int) -> None:
+    fast, slow = Presence(max_names), Presence(max_names)
+    for x in stream:
+        assert fast.share_then_learn(x) == _plain_share_then_learn(slow, x)
+    assert (fast._present, fast._first, fast.records) == (slow._present, slow._first,
+                                                          slow.records)
