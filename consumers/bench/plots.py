@@ -125,7 +125,8 @@ BudgetLines = Mapping[str, Sequence[tuple[float, float]]]
 
 
 def accuracy_by_budget(path: Path, panels: Mapping[str, BudgetLines],
-                       references: Mapping[str, float], title: str) -> None:
+                       references: Mapping[str, float], title: str,
+                       score: str = "prequential accuracy") -> None:
     """One panel per configuration: accuracy against the label budget, one line per
     arm, the all-labels accuracy as a dotted level."""
     import matplotlib
@@ -148,7 +149,7 @@ def accuracy_by_budget(path: Path, panels: Mapping[str, BudgetLines],
                          label="all labels")
         axis.set_title(panel)
         axis.set_xlabel("label budget (% of records)")
-        axis.set_ylabel("prequential accuracy")
+        axis.set_ylabel(score)
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[count:]:
         axis.set_visible(False)

@@ -77,7 +77,8 @@ def register(cli: Cli) -> None:
             delays=[0, delay] if delay else [0], jobs=jobs,
             records=records or (QUICK_RECORDS if quick else None), out=out, markdown=markdown,
             plot=plot, command=shlex.join(["stream-al", *sys.argv[1:]]),
-            own_budgets=own_budgets)
+            own_budgets=own_budgets,
+            plot_score="balanced_accuracy" if floor_data else "accuracy")
         if rerender is not None:
             run.rerender(rerender, options, wide_console())
         else:

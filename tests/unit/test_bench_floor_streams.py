@@ -137,3 +137,4 @@ def test_floor_data_runs_the_floor_streams_alone(tmp_path: Path) -> None:
     lot3 = [r for r in rows if r["dataset"] == "lot3"]
     assert {r["records"] for r in lot3} == {3}
     assert "Means over the 3 configurations" in (out / "f.md").read_text()
+    assert (out / "f.png").read_bytes().startswith(b"\x89PNG")
