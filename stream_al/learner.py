@@ -100,6 +100,11 @@ class LearnerConfig(BaseModel):
         "most probable class, 1 the rule that maximises balanced accuracy (fewer escapes, "
         "more overkill), 0.5 halfway")
     prior_window: int = Field(500, ge=10, description="records π is averaged over")
+    rare_class_replay: float = Field(
+        0.0, ge=0.0, le=1.0, description="α: a label of class c is learnt "
+        "round((n_most / n_c)^α) times (at most rare_class_replay_max), n being the labels "
+        "learnt per class, so the rare class is not drowned; 0 learns every label once")
+    rare_class_replay_max: int = Field(8, ge=1, le=64)
     limits: Limits = Limits()
     seed: int = 0
 
@@ -354,7 +359,7 @@ class Learner:
         risky = any(v is not None and math.isfinite(v) and abs(v) > _RISKY_ABS_VALUE
                     for v in x.values())
         before = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL) if risky else None
-        entry.learn(x, label)
+        entry.learn(x, label, self._repeats(entry, label))
         if not _predicts_finitely(entry, x):
             self.registry.replace(request.model_key, pickle.loads(before) if before  # noqa: S301
                                   else None)
@@ -366,6 +371,14 @@ class Learner:
         correct = self._policy(request.model_key).scores.update(window, request.predicted, label)
         return LabelResult("applied", request.query_id, "learnt", request.model_key,
                            request.reason, correct, latency)
+
+    def _repeats(self, entry: ModelEntry, label: str) -> int:
+        """How many times the classifier sees this label (``rare_class_replay``)."""
+        alpha, counts = self.config.rare_class_replay, entry.class_counts
+        if alpha <= 0 or not counts:
+            return 1
+        ratio = max(counts.values()) / (counts[label] + 1)
+        return max(1, min(self.config.rare_class_replay_max, round(float(ratio ** alpha))))
 
     # -- state ---------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from river import compose
 
@@ -22,8 +23,18 @@ class ModelEntry:
     #: so their number is bounded (``Limits.max_features_per_model``).
     features: set[str] = field(default_factory=set)
 
-    def learn(self, x: Features, label: str) -> None:
+    def learn(self, x: Features, label: str, repeats: int = 1) -> None:
+        """Learn one label; ``repeats`` > 1 shows the classifier the same example again
+        (a rare class's weight), while the imputer and scaler learn it once: their
+        statistics describe the records, not the classes."""
         self.model.learn_one(dict(x), label)
+        if repeats > 1:
+            transformed: dict[Any, Any] = dict(x)
+            steps = list(self.model.steps.values())
+            for step in steps[:-1]:
+                transformed = step.transform_one(transformed)
+            for _ in range(repeats - 1):
+                steps[-1].learn_one(transformed, label)
         self.version += 1
         self.class_counts[label] += 1
         self.features.update(x)
