@@ -26,9 +26,10 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from consumers.daemon.checkpoints import CheckpointStore
-from consumers.daemon.connection import Connection
+from consumers.daemon.connection import BOOTSTRAP_TIMEOUT_MS, Connection
 from consumers.daemon.http import HealthServer
 from consumers.daemon.progress import Progress
+from consumers.kafka.reach import announce
 from consumers.settings import Settings
 from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
 from stream_al.learner import Learner
@@ -104,6 +105,9 @@ class Daemon:
                                  port_hint="set http.port (env STREAM_AL_HTTP__PORT; 0 picks "
                                  "a free port)").start()
         log.info("serving /metrics, /healthz, /readyz on port %d", self.http.port)
+        # Like every command; but where they exit 3, the daemon keeps retrying (its broker
+        # may come up after it, or be away): each failed attempt logs why, naming the fix.
+        announce(self.settings.kafka, BOOTSTRAP_TIMEOUT_MS)
         backoff = 1.0
         try:
             while not self.stop_requested.is_set():

@@ -245,6 +245,11 @@ def say(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def say_no_broker(console: Console, error: BrokerUnavailable) -> None:
+    """The no-broker line in the form every other command gives it (``fail``)."""
+    say(console, f"stream-al produce: {error}; nothing was sent")
+
+
 def progress_bar(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -365,7 +370,7 @@ def run_produce(
             else KafkaRecordSink.connect(topic, kafka, flush_timeout)
         )
     except BrokerUnavailable as error:
-        say(console, f"error: {error}; nothing was sent")
+        say_no_broker(console, error)
         return EXIT_NO_BROKER
     watch = (
         Watch(follow, state_dir, poll_interval, polls, settle)
