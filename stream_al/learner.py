@@ -29,6 +29,7 @@ from stream_al.gates import Gate, GateConfig, make_gate
 from stream_al.limits import Limits
 from stream_al.models import (
     ModelConfig,
+    decision_path,
     influences,
     member_probas,
     most_probable,
@@ -50,8 +51,8 @@ from stream_al.records import (
 from stream_al.registry import ModelEntry, ModelRegistry
 
 CommitteeMeasure = Literal["vote_entropy", "consensus_kl"]
-#: One influence as JSON, at most: a 256-character name and a number.
-_INFLUENCE_BYTES = 300
+#: One influence as JSON, at most: a 256-character name, a number and a 64-character test.
+_INFLUENCE_BYTES = 400
 LabelOutcome = Literal["applied", "unknown_query", "expired", "duplicate", "invalid"]
 #: A request's fields besides its record, with ``prediction_top_k`` classes: a bound,
 #: so the record's own encoded size decides whether its request fits.
@@ -448,7 +449,11 @@ def _influences(model: Any, x: Features, predicted: str | None) -> list[Influenc
     if predicted is None:
         return None
     try:
-        found = influences(model, x, predicted, top=MAX_INFLUENCES)
+        found = [Influence(feature=name[:256], weight=weight)
+                 for name, weight in influences(model, x, predicted, top=MAX_INFLUENCES)]
+        if not found:  # a tree: the tests on this record's way to its leaf
+            found = [Influence(feature=name[:256], weight=value, test=test)
+                     for name, value, test in decision_path(model, x, top=MAX_INFLUENCES)]
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
-    return [Influence(feature=name[:256], weight=weight) for name, weight in found] or None
+    return found or None

@@ -7,6 +7,7 @@ only differs in how it answers ``requests_read_below``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,9 @@ class LogSource(Source, Protocol):
 class StepCounts:
     records: int
     labels: int
+    #: Messages sent to the prediction and request topics (the daemon's progress line).
+    predictions: int = 0
+    queries: int = 0
 
 
 def step(pipeline: Pipeline, logs: LogSource, inputs: Source, sink: Sink, now: datetime,
@@ -36,18 +40,22 @@ def step(pipeline: Pipeline, logs: LogSource, inputs: Source, sink: Sink, now: d
     """Poll the logs and one batch of inputs, hand each message to the pipeline and
     send what it returns; the counts say what was read."""
     labels = 0
+    sent: Counter[str] = Counter()
     for message in logs.poll(max_log_records or max_records):
         labels += message.topic == pipeline.topics.labels
-        _send(sink, pipeline.handle(message, now))
+        _send(sink, pipeline.handle(message, now), sent)
     below = logs.requests_read_below(waiting=bool(pipeline.waiting_labels))
     if below is not None:
-        _send(sink, pipeline.drain_labels(requests_caught_up=True, now=now, labels_below=below))
+        _send(sink, pipeline.drain_labels(requests_caught_up=True, now=now, labels_below=below),
+              sent)
     batch = inputs.poll(max_records)
     for message in batch:
-        _send(sink, pipeline.handle(message, now))
-    return StepCounts(len(batch), labels)
+        _send(sink, pipeline.handle(message, now), sent)
+    topics = pipeline.topics
+    return StepCounts(len(batch), labels, sent[topics.predictions], sent[topics.requests])
 
 
-def _send(sink: Sink, messages: Iterable[Outgoing]) -> None:
+def _send(sink: Sink, messages: Iterable[Outgoing], sent: Counter[str]) -> None:
     for message in messages:
         sink.send(message)
+        sent[message.topic] += 1

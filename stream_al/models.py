@@ -33,6 +33,7 @@ from river import (
     stats,
     tree,
 )
+from river.tree.nodes.branch import DTBranch, NumericBinaryBranch
 
 TemplateName = Literal["logistic", "softmax", "naive_bayes", "hoeffding_tree", "arf",
                        "river_lr", "river_ht", "river_gnb", "river_arf"]
@@ -354,9 +355,10 @@ def most_probable(proba: Mapping[str, float]) -> str | None:
 def influences(model: compose.Pipeline, x: Features, predicted: Any,
                top: int = 8) -> list[tuple[str, float]]:
     """The features that pushed this prediction most, largest first, where the model
-    can say: a logistic model's weight × the feature's scaled value, towards the
-    predicted class (positive: for it). Empty for trees, forests and naive Bayes, whose
-    reasons are not one number per feature, and before anything is learnt.
+    can say: a logistic (one-vs-rest or binary) or softmax model's weight for the
+    predicted class × the feature's scaled value (positive: for it). Empty for trees
+    (see :func:`decision_path`), forests and naive Bayes, whose reasons are not one
+    number per feature, and before anything is learnt.
 
     An engineer at the desk reads these first: "leak_ua +2.1" says where to look.
 
@@ -378,13 +380,19 @@ def influences(model: compose.Pipeline, x: Features, predicted: Any,
         steps = list(inner.steps.values())[:-1] if isinstance(inner, compose.Pipeline) else []
     for step in steps:
         scaled = step.transform_one(scaled)
+    # Not ``@imputed`` nor softmax's ``__intercept__``: no measurement of the record.
     pushes = [(str(name), float(weight) * float(scaled[name])) for name, weight in weights.items()
-              if isinstance(scaled.get(name), int | float) and not str(name).startswith("@")]
+              if isinstance(scaled.get(name), int | float)
+              and not str(name).startswith(("@", "__"))]
     pushes = [(name, push) for name, push in pushes if math.isfinite(push) and push != 0.0]
     return sorted(pushes, key=lambda item: -abs(item[1]))[:top]
 
 
 def _linear_weights(final: Any, predicted: Any) -> Mapping[Hashable, float] | None:
+    if isinstance(final, linear_model.SoftmaxRegression):
+        # Its weights are a defaultdict: ``get`` asks without adding a class.
+        weights = final.weights.get(predicted)
+        return dict(weights) if weights else None
     if isinstance(final, multiclass.OneVsRestClassifier):
         member = final.classifiers.get(predicted)
         return member.weights if isinstance(member, linear_model.LogisticRegression) else None
@@ -398,3 +406,64 @@ def _linear_weights(final: Any, predicted: Any) -> Mapping[Hashable, float] | No
         sign = 1.0 if final.classes.index(predicted) == 1 else -1.0
         return {name: sign * weight for name, weight in last.weights.items()}
     return None
+
+
+#: A decision path step: the feature tested, the record's value of it as the model saw it
+#: (in the record's units; None where the record had none), the branch it took.
+PathStep = tuple[str, float | None, str]
+
+
+def decision_path(model: compose.Pipeline, x: Features, top: int = 8) -> list[PathStep]:
+    """The tests a Hoeffding tree made on ``x``, from the root towards its leaf (the
+    first ``top``), in the record's units: an imputing template's scaler is undone, so
+    ``vdd ≤ 0.93`` reads as volts. Empty for other models and for a tree that has not
+    split yet. The main tree's path: a Hoeffding adaptive tree's alternate subtrees,
+    which may add to its vote, are not walked.
+
+    >>> model = build_model(ModelConfig(template="hoeffding_tree", grace_period=20), seed=1)
+    >>> for i in range(400):
+    ...     v = (i % 40) / 10 - 2.0
+    ...     model.learn_one({"vdd": v, "idd": 0.0}, "pass" if v > 0 else "fail")
+    >>> decision_path(model, {"vdd": 1.5, "idd": 0.0})
+    [('vdd', 1.5, '≤ 1.706'), ('vdd', 1.5, '> 0.3561')]
+    """
+    final = model[-1]
+    seen: Any = x
+    steps = list(model.steps.values())[:-1]
+    if isinstance(final, PlainClassifier):
+        given: dict[Hashable, Any] = {name: value for name, value in x.items()}
+        final, seen, steps = final.classifier, present(given), []
+    if not isinstance(final, tree.HoeffdingTreeClassifier):
+        return []
+    scaler: preprocessing.StandardScaler | None = None
+    raw: Any = seen
+    for step in steps:
+        if isinstance(step, preprocessing.StandardScaler):
+            scaler, raw = step, seen
+        seen = step.transform_one(seen)
+    # River offers no public way to the root; walked with its node API (branch_no,
+    # children, most_common_path), as its own predict_proba_one does.
+    node = final._root  # noqa: SLF001
+    path: list[PathStep] = []
+    while isinstance(node, DTBranch) and len(path) < top:
+        name = getattr(node, "feature")  # every branch of River's trees tests one  # noqa: B009
+        value = raw.get(name)
+        try:
+            index = node.branch_no(seen)
+        except KeyError:  # the record has no value: River goes the most travelled way
+            index, value = node.most_common_path()[0], None
+        number = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+        path.append((str(name), number, _branch_test(node, index, scaler)))
+        node = node.children[index]
+    return path
+
+
+def _branch_test(node: DTBranch, index: int, scaler: preprocessing.StandardScaler | None
+                 ) -> str:
+    if isinstance(node, NumericBinaryBranch):
+        threshold = float(node.threshold)
+        if scaler is not None and node.feature in scaler.means:
+            # The scaler keeps learning: this is the test as it applies now.
+            threshold = scaler.means[node.feature] + threshold * scaler.vars[node.feature] ** 0.5
+        return f"{'≤' if index == 0 else '>'} {threshold:.4g}"
+    return str(node.repr_branch(index, shorten=True))[:64]

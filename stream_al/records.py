@@ -273,12 +273,21 @@ MAX_INFLUENCES = 8
 
 class Influence(BaseModel):
     """How hard one feature pushed the prediction towards the predicted class (a linear
-    model's weight × the feature's scaled value; negative: against it)."""
+    model's weight × the feature's scaled value; negative: against it); or, with
+    ``test``, one test on a tree's decision path: ``weight`` is then the record's value
+    of the feature (None: it had none) and ``test`` the branch taken (``≤ 0.93``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     feature: Name
-    weight: FiniteNumber
+    weight: FiniteNumber | None
+    test: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _weight_unless_a_test(self) -> Influence:
+        if self.weight is None and self.test is None:
+            raise PydanticCustomError("influence_weight", "weight is required without a test")
+        return self
 
 
 class OracleRequest(_Message):
@@ -308,8 +317,8 @@ class OracleRequest(_Message):
     created_at: Timestamp
     expires_at: Timestamp
     record: Record
-    #: The features that pushed the prediction most, largest first, where the model can
-    #: say (linear templates); absent otherwise.
+    #: The features that pushed the prediction most, largest first (linear templates),
+    #: or the tests of a tree's decision path, root first; absent otherwise.
     influences: Annotated[list[Influence], Field(max_length=MAX_INFLUENCES)] | None = None
 
     @model_validator(mode="after")

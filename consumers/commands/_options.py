@@ -61,11 +61,22 @@ _DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _early_handler = logging.StreamHandler()
 
 
-def setup_logging(level: int | str = logging.INFO, *, kafka_level: int = logging.WARNING,
+#: kafka-python narrates every connection at INFO and every failed attempt at WARNING and
+#: ERROR (60 lines before our one-line "no broker answers"); what matters of it reaches
+#: the user through our own messages, so it is off unless ``--log-level debug``.
+KAFKA_QUIET = logging.CRITICAL
+
+
+def quiet_kafka() -> None:
+    """The Kafka client's own log off (the default of every command)."""
+    logging.getLogger("kafka").setLevel(KAFKA_QUIET)
+
+
+def setup_logging(level: int | str = logging.INFO, *, kafka_level: int = KAFKA_QUIET,
                   handler: logging.Handler | None = None, fmt: str = _DEFAULT_FORMAT) -> None:
-    """Our log lines at ``level`` (``--log-level`` wins); kafka-python, which narrates every
-    connection at INFO, at ``kafka_level`` or quieter, unless ``--log-level debug`` asks
-    for everything."""
+    """Our log lines at ``level`` (``--log-level`` wins); kafka-python at ``kafka_level``
+    (by default off: see :data:`KAFKA_QUIET`) or quieter, unless ``--log-level debug``
+    asks for everything."""
     if _requested_level is not None:
         level = _requested_level
         if _requested_level <= logging.DEBUG:
@@ -90,8 +101,8 @@ def _request_log_level(value: LogLevel | None) -> None:
         _early_handler.setFormatter(logging.Formatter(_DEFAULT_FORMAT))
         logging.root.addHandler(_early_handler)
     logging.root.setLevel(_requested_level)
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, _requested_level)
-                                        if _requested_level > logging.DEBUG else logging.DEBUG)
+    logging.getLogger("kafka").setLevel(KAFKA_QUIET if _requested_level > logging.DEBUG
+                                        else logging.DEBUG)
 
 
 def log_level_option() -> Any:
@@ -131,4 +142,8 @@ class LoggingGroup(TyperGroup):
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         global _requested_level  # each run of the CLI starts from the commands' defaults
         _requested_level = None
+        # Before any option is parsed (--log-level debug turns it back on): commands that
+        # never call setup_logging would otherwise print its warnings through logging's
+        # last-resort handler.
+        quiet_kafka()
         return super().make_context(*args, **kwargs)

@@ -40,8 +40,7 @@ def register(cli: Cli) -> None:
         from stream_al.errors import BrokerUnavailable, StreamAlError
 
         # Warnings only: connection chatter would scroll the card away.
-        shared.setup_logging(logging.WARNING, kafka_level=logging.ERROR,
-                             fmt="%(levelname)s %(message)s")
+        shared.setup_logging(logging.WARNING, fmt="%(levelname)s %(message)s")
         overrides = desk_overrides(labeler=labeler, claim_minutes=claim_minutes,
                                    local_claims=local_claims)
         settings = shared.settings_or_exit("oracle label", config, bootstrap_servers,

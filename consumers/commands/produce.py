@@ -116,7 +116,8 @@ def register(cli: Cli) -> None:
         state_dir: Annotated[
             Path | None,
             typer.Option(
-                help=f"where --follow keeps its ledger (default ${STATE_DIR_ENV}, else ./state)"
+                help="where produce remembers the parts it has seen (retests across runs) "
+                f"and --follow its ledger (default ${STATE_DIR_ENV}, else ./state)"
             ),
         ] = None,
         poll_interval: Annotated[

@@ -74,6 +74,13 @@ class Connection:
     def probe(self) -> None:
         probe(self.logs.consumer, self.logs.labels, PROBE_TIMEOUT_MS)
 
+    def earliest(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The first offset each partition still holds (retention deletes the older)."""
+        found = self.logs.consumer.beginning_offsets(
+            [TopicPartition(topic, partition) for topic, partition in partitions],
+            timeout_ms=OFFSETS_TIMEOUT_MS)
+        return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
     def assignment(self) -> list[TopicPartition]:
         return list(self.consumer.assignment())
 

@@ -23,12 +23,14 @@ from types import FrameType
 
 from kafka import AsyncConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 
 from consumers.daemon.checkpoints import CheckpointStore
-from consumers.daemon.connection import Connection
+from consumers.daemon.connection import BOOTSTRAP_TIMEOUT_MS, Connection
 from consumers.daemon.http import HealthServer
 from consumers.daemon.progress import Progress
+from consumers.daemon.retention import RestoreGap, restore_gaps
+from consumers.kafka.reach import announce
 from consumers.settings import Settings
 from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
 from stream_al.learner import Learner
@@ -93,6 +95,12 @@ class Daemon:
         self._labels_since_checkpoint = 0
         self.progress = Progress(time.monotonic())
         self._lag_total = 0
+        #: Set by each restore: its offsets are checked against the topics once connected.
+        self._restore_unchecked = False
+        self._gaps_told: set[RestoreGap] = set()
+        self.retention_gaps = Counter(
+            "stream_al_retention_gap_messages", "Messages a restored checkpoint still needed "
+            "that retention had deleted from the topic", ["topic"], registry=self.registry)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -104,6 +112,9 @@ class Daemon:
                                  port_hint="set http.port (env STREAM_AL_HTTP__PORT; 0 picks "
                                  "a free port)").start()
         log.info("serving /metrics, /healthz, /readyz on port %d", self.http.port)
+        # Like every command; but where they exit 3, the daemon keeps retrying (its broker
+        # may come up after it, or be away): each failed attempt logs why, naming the fix.
+        announce(self.settings.kafka, BOOTSTRAP_TIMEOUT_MS)
         backoff = 1.0
         try:
             while not self.stop_requested.is_set():
@@ -186,6 +197,29 @@ class Daemon:
                 checkpoint.taken_at, self.store.loaded_from,
                 len(self.pipeline.learner.registry), len(self.pipeline.learner.pending))
         self.flushed = dict(self.pipeline.offsets)
+        self._restore_unchecked = True
+
+    def _check_restore(self, connection: Connection) -> None:
+        """Warn when the topics no longer hold what the restored checkpoint resumes at
+        (once per gap: a restore after each outage would otherwise repeat it)."""
+        self._restore_unchecked = False
+        if not self.flushed:
+            return
+        try:
+            earliest = connection.earliest(list(self.flushed))
+        except KafkaError as error:  # advisory: the loop finds out about Kafka itself
+            log.debug("could not read the topics' earliest offsets (%s)", error)
+            return
+        topics = self.settings.topics
+        for gap in restore_gaps(self.flushed, earliest):
+            if gap in self._gaps_told:
+                continue
+            self._gaps_told.add(gap)
+            what = {topics.labels: "labels never learnt", topics.requests:
+                    "requests whose labels will not be learnt"}.get(gap.topic,
+                                                                    "records never scored")
+            log.warning("%s", gap.describe(what))
+            self.retention_gaps.labels(gap.topic).inc(gap.deleted)
 
     def checkpoint(self, connection: Connection) -> None:
         """Flush, save state and offsets together, then tell the group (asynchronously)."""
@@ -283,6 +317,8 @@ class Daemon:
                 log.info("reconnected to Kafka at %s",
                          ",".join(self.settings.kafka.bootstrap_servers))
             self.kafka_error = None
+            if self._restore_unchecked:
+                self._check_restore(self.connection)
         return self.connection
 
     def _step(self, connection: Connection) -> None:

@@ -94,15 +94,18 @@ def simulate_floor(options: DemoOptions) -> Floor:
 
 
 def run_demo(options: DemoOptions, console: Console) -> dict[str, object]:
-    floor = simulate_floor(options)
     registry = CollectorRegistry()
-    arms = _arms(options, floor, Metrics(registry))
+    metrics = Metrics(registry)  # served from the first scrape on, zeros until the run
+    # The port first: one taken is an error at once, not after simulating the floor.
     server = HealthServer("127.0.0.1", options.metrics_port, registry, lambda: (True, []),
                           port_hint="use --metrics-port (0 picks a free port)").start()
-    console.print(f"[bold]stream-al demo[/]: {options.records:,} devices, {options.strategy} "
-                  f"gate, budget {options.budget:.0%}, beside it random at the same label "
-                  f"count and every label; metrics on http://127.0.0.1:{server.port}/metrics")
     try:
+        floor = simulate_floor(options)
+        arms = _arms(options, floor, metrics)
+        console.print(f"[bold]stream-al demo[/]: {options.records:,} devices, "
+                      f"{options.strategy} gate, budget {options.budget:.0%}, beside it random "
+                      "at the same label count and every label; metrics on "
+                      f"http://127.0.0.1:{server.port}/metrics")
         _drive(floor, arms, options, console)
         summary = _compare(floor, arms, options, console)
         if options.hold_s > 0:

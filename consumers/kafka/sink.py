@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from consumers.kafka.clients import make_producer
+from consumers.kafka.clients import BOOTSTRAP_TIMEOUT_MS, make_producer
 from consumers.kafka.reach import unreachable
 from consumers.settings import KafkaSettings
 from stream_al.bus import Outgoing
@@ -61,7 +61,8 @@ class KafkaSink(Generic[Tag]):
         try:
             producer = make_producer(kafka, **producer_options)
         except KafkaError as error:  # kafka-python 3 raises KafkaTimeoutError: cannot bootstrap
-            raise unreachable(kafka) from error
+            waited = producer_options.get("bootstrap_timeout_ms", BOOTSTRAP_TIMEOUT_MS)
+            raise unreachable(kafka, waited) from error
         return cls(producer, flush_timeout_s)
 
     @property

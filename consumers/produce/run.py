@@ -116,12 +116,15 @@ class Totals:
 class Producer:
     """Publishes files one after another into ``sink``, keeping the totals."""
 
-    def __init__(self, sink: Sink, options: ProduceOptions, console: Console) -> None:
+    def __init__(self, sink: Sink, options: ProduceOptions, console: Console,
+                 seen_parts: SeenParts | None = None) -> None:
         self.sink, self.options, self.console = sink, options, console
         self.totals = Totals()
         self.stop = threading.Event()
         self._pacer = Pacer(options.rate)
-        self._seen_parts = SeenParts()  # across the files of the run: retests
+        # Across the files of the run, and of earlier runs when kept in the state dir.
+        self._seen_parts = SeenParts() if seen_parts is None else seen_parts
+        self._seen_warned = False
         self._current: FileReport | None = None
         self._delivered_before, self._failures_seen = 0, 0
 
@@ -177,11 +180,23 @@ class Producer:
             outcome = self._publish_items(source, report, progress, task)
         finally:
             report.read = source.parts_read if isinstance(source, StdfSource) else source.rows_read
+            # Even for a file cut short: a retry of it is the same file, never a retest.
+            self._save_seen_parts()
         self.sink.flush()
         self.settle_deliveries()
         report.note = "interrupted" if outcome.stopped else ""
         progress.update(task, completed=size)
         return report
+
+    def _save_seen_parts(self) -> None:
+        try:
+            self._seen_parts.save()
+        except OSError as error:
+            if not self._seen_warned:  # once: the records themselves are not at stake
+                say(self.console, f"warning: cannot keep the parts seen in "
+                    f"{self._seen_parts.path} ({error.strerror or error}): a retest "
+                    "published by a later run will not be known as one")
+                self._seen_warned = True
 
     def _publish_items(
         self,
@@ -243,6 +258,11 @@ class Producer:
 def say(console: Console, text: str) -> None:
     """One line, as is: no markup, no colours guessed, never wrapped (logs are grepped)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def say_no_broker(console: Console, error: BrokerUnavailable) -> None:
+    """The no-broker line in the form every other command gives it (``fail``)."""
+    say(console, f"stream-al produce: {error}; nothing was sent")
 
 
 def progress_bar(console: Console) -> Progress:
@@ -351,7 +371,10 @@ def run_produce(
 ) -> int:
     """Publish ``files``, then follow a folder if asked; returns the exit status."""
     console = Console(stderr=True)
-    producer = Producer(DryRunSink(sys.stdout), options, console)
+    # Kept in the state dir (dry runs too: they print what would be sent), so that a
+    # retest published by a later run is still known as one.
+    seen = _seen_parts(state_dir, console)
+    producer = Producer(DryRunSink(sys.stdout), options, console, seen)
     if errors := preflight(files, producer):
         for error in errors:
             say(console, f"error: {error}")
@@ -365,7 +388,7 @@ def run_produce(
             else KafkaRecordSink.connect(topic, kafka, flush_timeout)
         )
     except BrokerUnavailable as error:
-        say(console, f"error: {error}; nothing was sent")
+        say_no_broker(console, error)
         return EXIT_NO_BROKER
     watch = (
         Watch(follow, state_dir, poll_interval, polls, settle)
@@ -378,6 +401,17 @@ def run_produce(
     for note in summary_notes(producer.totals):
         say(console, note)
     return _exit_status(producer, broker_lost, follow is not None)
+
+
+def _seen_parts(state_dir: Path | None, console: Console) -> SeenParts | None:
+    if state_dir is None:
+        return None
+    try:
+        return SeenParts(state_dir=state_dir)
+    except OSError as error:  # a link planted in its place, unreadable …: not fatal
+        say(console, f"warning: cannot read the parts seen in {state_dir} "
+            f"({error.strerror or error}): retests are judged within this run only")
+        return None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from consumers.kafka.reach import EXIT_NO_BROKER, announce
 from consumers.produce.items import Item, Parsed
 from consumers.produce.publish import DryRunSink, KafkaRecordSink, Pacer, Sink, publish_items
-from consumers.produce.run import EXIT_OK, EXIT_PROBLEMS, stop_on_signals
+from consumers.produce.run import EXIT_OK, EXIT_PROBLEMS, say_no_broker, stop_on_signals
 from consumers.settings import KafkaSettings
 from stream_al.errors import BrokerUnavailable
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
@@ -51,7 +51,7 @@ def run_simulated(records: int, seed: int, rate: float, topic: str, kafka: Kafka
         sink: Sink = (DryRunSink(sys.stdout) if dry_run
                       else KafkaRecordSink.connect(topic, kafka, flush_timeout))
     except BrokerUnavailable as error:
-        console.print(f"error: {error}; nothing was sent")
+        say_no_broker(console, error)
         return EXIT_NO_BROKER
     stop = threading.Event()
     columns = (TextColumn("simulated devices"), BarColumn(), MofNCompleteColumn())

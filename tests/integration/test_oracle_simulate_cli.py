@@ -107,6 +107,12 @@ def test_kafka_chatter_is_off_by_default_and_log_level_turns_it_on_or_everything
                if re.search(r" (INFO|DEBUG) ", line) and not ours.search(line)]
     assert chatter == []
     assert "INFO sent 2 labels" in quiet.stderr
+    # Nor the client's warnings and errors, on a healthy broker (the format names no
+    # logger, so ours are known by their words): the only one is r-2's.
+    alarms = [line for line in quiet.stderr.splitlines()
+              if re.search(r" (WARNING|ERROR|CRITICAL) ", line)
+              and " WARNING no truth for record r-2 " not in line]
+    assert alarms == [], quiet.stderr
 
     loud = simulate(oracle_env, "--log-level", "debug")
     assert loud.returncode == 0, loud.stderr[-2000:]

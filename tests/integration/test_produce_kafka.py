@@ -18,6 +18,12 @@ from tests.stdf_writer import PART_FAILED, StdfWriter
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """produce remembers the parts it has seen in the state dir: each test its own."""
+    monkeypatch.setenv("STREAM_AL_STATE_DIR", str(tmp_path / "state"))
+
 PARTS = 40
 _HANG_GUARD_S = 60.0  # only stops a broken test from hanging; never asserted on
 

@@ -190,3 +190,45 @@ def test_bench_labels_drop_option_reaches_the_loader(tmp_path: Path) -> None:
     assert {r["records"] for r in json.loads(out.read_text())} == {200}
     bad = CliRunner().invoke(build_cli(), [*args, "--drop", "nope"])
     assert bad.exit_code != 0 and "no column 'nope'" in str(bad.exception)
+
+
+def test_demo_with_its_metrics_port_taken_stops_at_once_naming_the_option(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "consumers", "demo", "--metrics-port", str(port),
+             "--records", "3000", "--out", str(tmp_path)], env=env, capture_output=True,
+            text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    finally:
+        taken.close()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"stream-al demo: 127.0.0.1:{port} is already in use (another stream-al?); use "
+        "--metrics-port (0 picks a free port)"]
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_demo_tries_its_port_before_simulating_the_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumers.demo import run
+    from stream_al.errors import ConfigError
+
+    def too_early(options: DemoOptions) -> None:
+        raise AssertionError("the floor was simulated before the port was tried")
+
+    monkeypatch.setattr(run, "simulate_floor", too_early)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        options = DemoOptions(records=1000, out=tmp_path, metrics_port=taken.getsockname()[1])
+        with pytest.raises(ConfigError, match="--metrics-port"):
+            run_demo(options, Console(file=io.StringIO()))

@@ -148,3 +148,20 @@ def test_a_request_with_a_malformed_influence_never_reaches_a_card() -> None:
                                                                "weight": "big"}]}
     with pytest.raises(DecodeError, match="influences"):
         decode_request(json.dumps(forged).encode())
+
+
+def test_a_trees_decision_path_reaches_the_card_with_its_tests() -> None:
+    given = ask(1).model_dump(mode="json") | {"influences": [
+        {"feature": "vdd_core_v", "weight": 0.91, "test": "≤ 0.93"},
+        {"feature": "leak_ua", "weight": None, "test": "> 2.5"}]}
+    request = decode_request(encode(OracleRequest.model_validate(given)))
+    assert card(request, [], DieAtlas(), datetime.now(UTC))["influences"] == [
+        {"feature": "vdd_core_v", "weight": 0.91, "test": "≤ 0.93"},
+        {"feature": "leak_ua", "weight": None, "test": "> 2.5"}]
+
+
+def test_an_influence_needs_a_weight_unless_it_is_a_test() -> None:
+    forged = ask(1).model_dump(mode="json") | {"influences": [{"feature": "x",
+                                                               "weight": None}]}
+    with pytest.raises(DecodeError, match="influences"):
+        decode_request(json.dumps(forged).encode())

@@ -27,6 +27,12 @@ from tests.stdf_writer import StdfWriter
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """produce keeps the parts it has seen in the state dir: each test its own."""
+    monkeypatch.setenv("STREAM_AL_STATE_DIR", str(tmp_path / "state"))
+
+
 def produce(*args: str | Path) -> Result:
     return runner.invoke(build_cli(), ["produce", *map(str, args)])
 

@@ -50,9 +50,43 @@ def test_it_links_the_benchmarks_and_every_link_resolves() -> None:
     assert [t for t in local if not (ROOT / t).exists()] == []
 
 
+#: Files the README names that the project has not got, and where the reader gets them:
+#: made by a command the README shows (which must still be shown), or Kafka's own.
+MADE_BY = {"demo-out/learning-curve.png": "make demo",
+           "state_dir/desk-users.json": "stream-al desk users add"}
+KAFKAS_OWN = {"kafka-acls.sh", "admin.properties"}
+FILE_NAME = re.compile(r"[\w~./<>*-]+\.(?:stdf|std|gz|csv|jsonl|ndjson|json|ya?ml|toml|png"
+                       r"|bin|key|txt|md|py|sh|properties|pem|crt)\b")
+
+
+def _project_files() -> set[str]:
+    """Every file of the checkout, by path and by bare name (hidden folders aside)."""
+    found: set[str] = set()
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts[:-1]):
+            found.update({relative.as_posix(), path.name})
+    return found
+
+
+def _placeholder(name: str) -> bool:
+    """``F.csv``, ``LOT.stdf.gz``: a metavariable, the reader's own file."""
+    stem = name.split("/")[-1].split(".")[0]
+    return stem.replace("_", "").isupper()
+
+
 def test_it_names_no_file_outside_the_project() -> None:
     assert "../" not in README
     assert "DESIGN.md" not in README
+    project = _project_files()
+    for name in set(FILE_NAME.findall(README)):
+        if name.startswith(".") or name.startswith("/") or _placeholder(name) \
+                or name in KAFKAS_OWN:
+            continue  # a suffix, the reader's own configuration, or Kafka's tool
+        if name in MADE_BY:
+            assert MADE_BY[name] in README, f"{name}: made by {MADE_BY[name]}, not shown"
+            continue
+        assert name in project, f"the README names {name}, which a user does not have"
     for doc in (ROOT / "docs").glob("*.md"):
         text = doc.read_text(encoding="utf-8")
         assert "DESIGN.md" not in text and "../shared" not in text, doc.name

@@ -126,21 +126,32 @@ def test_config_show_writes_toml_that_loads_back(tmp_path: Path) -> None:
     assert load_settings(config).model_dump() == load_settings().model_dump()
 
 
-def test_a_port_in_use_is_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    import os
+    import re
     import socket
+    import subprocess
+    import sys
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
-    monkeypatch.setenv("STREAM_AL_HTTP__PORT", str(port))
-    monkeypatch.setenv("STREAM_AL_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    monkeypatch.setenv("STREAM_AL_STATE_DIR", str(tmp_path / "state"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")} | {
+        "STREAM_AL_HTTP__PORT": str(port), "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "STREAM_AL_STATE_DIR": str(tmp_path / "state")}
     try:
-        result = CliRunner().invoke(build_cli(), ["run"])
+        result = subprocess.run([sys.executable, "-m", "consumers", "run"], env=env,
+                                capture_output=True, text=True, timeout=60, check=False,
+                                stdin=subprocess.DEVNULL)
     finally:
         taken.close()
-    assert result.exit_code == 2
-    assert f"127.0.0.1:{port} is already in use" in result.output
-    assert "STREAM_AL_HTTP__PORT" in result.output
+    assert result.returncode == 2, result.stderr
+    *before, last = result.stderr.splitlines()
+    # The error alone on its last line, whole: where, and the setting with its env var.
+    assert re.fullmatch(rf"stream-al run: 127\.0\.0\.1:{port} is already in use \(another "
+                        r"stream-al\?\); set http\.port \(env STREAM_AL_HTTP__PORT; 0 picks "
+                        r"a free port\)", last), result.stderr
+    # Before it only the daemon's own log lines (start-up), no traceback, no Kafka client.
+    assert all(re.match(r"\S+ \S+ (INFO|WARNING) stream_al\.daemon: ", line)
+               for line in before), result.stderr

@@ -368,3 +368,71 @@ def test_remembered_parts_are_bounded() -> None:
         assert not seen.in_another_file(("L", n), "a")
     assert len(seen) <= 100
     assert seen.in_another_file(("L", 999), "b") and not seen.in_another_file(("L", 999), "a")
+
+
+def test_a_retest_published_by_a_later_run_is_still_one(tmp_path: Path) -> None:
+    """``stream-al produce`` runs twice (separate processes), one state dir between them:
+    the second file's parts are retests; the first file published again is not."""
+    import os
+    import subprocess
+    import sys
+
+    first = wafer().write(tmp_path / "first.stdf")
+    again = wafer(values=(1.5, 2.5)).write(tmp_path / "retest.stdf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+    env["STREAM_AL_STATE_DIR"] = str(tmp_path / "state")
+
+    def produce(path: Path) -> list[tuple[str, bool]]:
+        done = subprocess.run([sys.executable, "-m", "consumers", "produce", "--dry-run",
+                               str(path)], capture_output=True, text=True, env=env,
+                              timeout=120, check=True, stdin=subprocess.DEVNULL)
+        return [(r["record_id"], r.get("retest", False))
+                for r in map(json.loads, done.stdout.splitlines())]
+
+    originals = [("L7-W1-X0-Y0-S0-00001", False), ("L7-W1-X1-Y0-S0-00002", False)]
+    assert produce(first) == originals
+    tag = sha8(again)
+    retests = [(f"L7-W1-X0-Y0-S0-00001-R{tag}", True), (f"L7-W1-X1-Y0-S0-00002-R{tag}", True)]
+    assert produce(again) == retests
+    # The same content again (a re-publish): the same ids as the first time, each file's.
+    assert produce(first) == originals
+    assert produce(again) == retests
+
+
+def test_parts_seen_survive_a_restart_and_a_torn_last_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    seen = SeenParts(state_dir=state)
+    assert not seen.in_another_file(("L", 1), "a") and not seen.in_another_file(("L", 2), "a")
+    seen.save()
+    stored = state / "produce-parts.jsonl"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    with stored.open("ab") as f:
+        f.write(b'{"file": "b", "parts": ["00')  # a crash in the middle of a line
+    later = SeenParts(state_dir=state)
+    assert later.in_another_file(("L", 1), "b") and not later.in_another_file(("L", 1), "a")
+    assert not later.in_another_file(("L", 3), "b")
+    later.save()  # on a line of its own, after the torn one
+    assert SeenParts(state_dir=state).in_another_file(("L", 3), "c")
+
+
+def test_the_file_of_parts_seen_stays_bounded(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    seen = SeenParts(capacity=100, state_dir=state)
+    for n in range(1000):
+        assert not seen.in_another_file(("L", n), f"file-{n // 10}")
+        if n % 10 == 9:
+            seen.save()  # one file of ten parts at a time
+    lines = (state / "produce-parts.jsonl").read_text().splitlines()
+    assert sum(len(json.loads(line)["parts"]) for line in lines) <= 125
+    later = SeenParts(capacity=100, state_dir=state)
+    assert len(later) <= 100
+    assert later.in_another_file(("L", 999), "x")  # the newest are the ones kept
+
+
+def test_the_parts_seen_are_never_read_through_a_link(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (tmp_path / "elsewhere").write_text("")
+    (state / "produce-parts.jsonl").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        SeenParts(state_dir=state)

@@ -305,7 +305,8 @@ def outcome(record: ParametricRecord | TransactionRecord) -> JSON:
 
 def influences(request: OracleRequest) -> list[JSON]:
     """The model's most influential features for this prediction, if the request names
-    them (``influences``: the daemon sends them for linear templates)."""
+    them (``influences``: the daemon sends them for linear templates, and a tree's
+    decision path, each step with its ``test`` and the record's value or null)."""
     given = getattr(request, "influences", None)
     if not isinstance(given, list):
         return []
@@ -313,7 +314,13 @@ def influences(request: OracleRequest) -> list[JSON]:
     for item in given[:INFLUENCES_MAX]:
         # Typed (Influence) from today's daemon; a plain mapping from an older one.
         fields = item.model_dump() if isinstance(item, BaseModel) else item
-        if isinstance(fields, dict) and (weight := _number(fields.get("weight"))) is not None:
+        if not isinstance(fields, dict):
+            continue
+        weight, test = _number(fields.get("weight")), fields.get("test")
+        if isinstance(test, str) and test:
+            found.append({"feature": bounded(fields.get("feature", "?")), "weight": weight,
+                          "test": bounded(test)})
+        elif weight is not None:
             found.append({"feature": bounded(fields.get("feature", "?")), "weight": weight})
     return found
 

@@ -133,9 +133,12 @@ class DeskService:
             log.warning("claim not sent: %s", error)
 
     def _create_claims_topic(self, name: str) -> None:
+        """Create it if missing; BrokerUnavailable if no broker answers at all (the desk
+        then stops at once: bootstrapping the producer next would only wait as long
+        again, and the wait announced is one bootstrap)."""
         try:
             create_topics(self.settings.kafka, [claims_plan(name)])
-        except (KafkaError, BrokerUnavailable) as error:
+        except KafkaError as error:  # refused (ACLs …): the desk can still read and answer
             log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
 
     def _send(self, message: OracleLabel) -> None:

@@ -194,7 +194,11 @@ def _outcome(outcome: JSON) -> Table:
 def _influences(items: list[JSON]) -> Table:
     table = Table(show_header=False, box=None, padding=(0, 1))
     for item in items:
-        table.add_row(safe(item["feature"]), Text(f"{item['weight']:+.3g}"))
+        if item.get("test"):  # a tree's path step: the test taken, this record's value
+            value = "missing" if item["weight"] is None else f"{item['weight']:.4g}"
+            table.add_row(safe(item["feature"]), safe(f"{item['test']} ({value})"))
+        else:
+            table.add_row(safe(item["feature"]), Text(f"{item['weight']:+.3g}"))
     return table
 
 

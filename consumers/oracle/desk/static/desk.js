@@ -117,8 +117,11 @@ function outcomeBox(outcome) {
 function influenceList(items) {
   const list = el("ol", { class: "influences" });
   for (const item of items) {
-    list.append(el("li", {}, el("span", {}, item.feature), el("span", { class: "num" },
-      (item.weight > 0 ? "+" : "") + fmt(item.weight))));
+    // A tree's path step: the test taken and this record's value; else a linear push.
+    const shown = item.test
+      ? `${item.test} (${item.weight === null ? "missing" : fmt(item.weight)})`
+      : (item.weight > 0 ? "+" : "") + fmt(item.weight);
+    list.append(el("li", {}, el("span", {}, item.feature), el("span", { class: "num" }, shown)));
   }
   return list;
 }
