@@ -172,6 +172,44 @@ class Learner:
         self.pending = PendingQueries(config.pending_capacity)
         self.policies: dict[str, ModelPolicy] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint pickles the settings it was written with. One written before a
+        # setting existed lacks it, and pydantic then raises on the first read: rebuild
+        # the settings from what the pickle holds, the missing ones at their defaults.
+        config = state.get("config")
+        if isinstance(config, BaseModel):
+            state["config"] = LearnerConfig.model_validate(_fields_of(config))
+        self.__dict__.update(state)
+
+    def adopt(self, config: LearnerConfig) -> list[str]:
+        """Take ``config`` (the settings the daemon runs with now) in place of those the
+        checkpoint was written with, so a setting changed in the config file takes
+        effect at the next start; returns the changed settings' dotted names.
+
+        What has been learnt stays: models, labels, open queries and every model's
+        scores. A changed budget starts counting afresh from now (⌈B·t⌉ + 1 from the
+        restart), a changed gate or budget gives every model a fresh gate of the new
+        kind, and a changed model template applies to model keys seen from now on,
+        since a model cannot change its kind and keep what it knows."""
+        changed = sorted(_differences(self.config.model_dump(), config.model_dump()))
+        self.config = config
+        self.registry.config = config.model
+        self.pending.capacity = config.pending_capacity
+        if any(name.startswith("budget.") for name in changed):
+            self.budget = BudgetManager(config.budget)
+        else:  # the same values, in a settings object that knows every current field
+            self.budget.config = BudgetConfig.model_validate(config.budget.model_dump())
+        if any(name.startswith(("gate.", "budget.")) for name in changed):
+            for key, policy in self.policies.items():
+                seed = stable_seed(config.seed, "policy", key)
+                policy.gate = make_gate(config.gate, seed, config.budget.fraction)
+                if config.gate.strategy != "hybrid":
+                    policy.novelty = None
+                elif policy.novelty is None or "gate.novelty" in changed:
+                    policy.novelty = make_novelty(config.gate.novelty,
+                                                  stable_seed(config.seed, "novelty", key))
+        return changed
+
     # -- decisions -----------------------------------------------------------------
 
     def model_key_for(self, record: Record) -> str:
@@ -414,6 +452,29 @@ class Learner:
                     f"{len(entry.features) + new} features, beyond "
                     f"learner.limits.max_features_per_model ({limits.max_features_per_model})")
         return None
+
+
+def _fields_of(model: Any) -> Any:
+    """A pydantic object's values as plain data, read from its ``__dict__`` so that one
+    unpickled from an older schema (lacking a field) can still be read."""
+    if isinstance(model, BaseModel):
+        return {name: _fields_of(value) for name, value in vars(model).items()}
+    if isinstance(model, (list, tuple)):
+        return [_fields_of(value) for value in model]
+    if isinstance(model, dict):
+        return {key: _fields_of(value) for key, value in model.items()}
+    return model
+
+
+def _differences(before: Any, after: Any, prefix: str = "") -> set[str]:
+    """Dotted names of the settings whose values differ (a nested section by field)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        names = before.keys() | after.keys()
+        return set().union(*(_differences(before.get(n), after.get(n), f"{prefix}{n}.")
+                             for n in names)) if names else set()
+    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+        before, after = list(before), list(after)
+    return set() if before == after else {prefix.rstrip(".")}
 
 
 def _top(proba: dict[str, float], k: int) -> dict[str, float]:

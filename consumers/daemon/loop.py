@@ -196,6 +196,12 @@ class Daemon:
             say("restored checkpoint of %s from %s (%d models, %d open queries)",
                 checkpoint.taken_at, self.store.loaded_from,
                 len(self.pipeline.learner.registry), len(self.pipeline.learner.pending))
+            # The checkpoint holds the settings it was written with; the config file's
+            # (possibly edited since) are the ones a person expects in force.
+            changed = self.pipeline.learner.adopt(self.settings.learner)
+            if changed:
+                say("learner settings changed since that checkpoint, in force from now "
+                    "(models, labels and open queries kept): %s", ", ".join(changed))
         self.flushed = dict(self.pipeline.offsets)
         self._restore_unchecked = True
 
