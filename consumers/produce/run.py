@@ -371,9 +371,9 @@ def run_produce(
 ) -> int:
     """Publish ``files``, then follow a folder if asked; returns the exit status."""
     console = Console(stderr=True)
-    # Kept in the state dir (dry runs too: they print what would be sent), so that a
-    # retest published by a later run is still known as one.
-    seen = _seen_parts(state_dir, console)
+    # Kept in the state dir, so that a retest published by a later run is still known
+    # as one. A dry run reads it but records nothing: what it prints was not sent.
+    seen = _seen_parts(state_dir, console, read_only=dry_run)
     producer = Producer(DryRunSink(sys.stdout), options, console, seen)
     if errors := preflight(files, producer):
         for error in errors:
@@ -403,11 +403,12 @@ def run_produce(
     return _exit_status(producer, broker_lost, follow is not None)
 
 
-def _seen_parts(state_dir: Path | None, console: Console) -> SeenParts | None:
+def _seen_parts(state_dir: Path | None, console: Console,
+                read_only: bool = False) -> SeenParts | None:
     if state_dir is None:
         return None
     try:
-        return SeenParts(state_dir=state_dir)
+        return SeenParts(state_dir=state_dir, read_only=read_only)
     except OSError as error:  # a link planted in its place, unreadable …: not fatal
         say(console, f"warning: cannot read the parts seen in {state_dir} "
             f"({error.strerror or error}): retests are judged within this run only")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,15 +148,26 @@ def test_limits_flags_and_retest_ids_arrive_through_the_broker(
         w.pir()  # stopped before any parametric test
         w.prr(x=2, y=1, part_flg=PART_FAILED, hard_bin=4, soft_bin=41)
         files.append(w.write(tmp_path / name))
-    result = CliRunner().invoke(
-        build_cli(),
-        ["produce", "--topic", topic, "--bootstrap-servers", kafka_bootstrap, "--mpr", "pins",
-         *map(str, files)],
-    )
-    assert result.exit_code == 0, result.output
-    assert result.stderr.count("from JOB_NAM 'XYZ_WS_2_0_25C.tpg'") == 2
-    assert f"{files[0]}: 1 part had no parametric results" in result.stderr
-    assert f"{files[1]}: 2 parts were retests" in result.stderr
+    state = ["--state-dir", str(tmp_path / "state")]
+
+    def produce(*options: str) -> str:
+        """One ``stream-al produce`` run of its own; the state dir is all runs share."""
+        result = CliRunner().invoke(build_cli(), ["produce", "--bootstrap-servers",
+                                                  kafka_bootstrap, "--mpr", "pins", *options])
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    stderr = produce("--topic", topic, *state, str(files[0]))
+    assert "from JOB_NAM 'XYZ_WS_2_0_25C.tpg'" in stderr
+    assert f"{files[0]}: 1 part had no parametric results" in stderr
+    # A later run, after the first file was published: its parts are retests, and a dry
+    # run sees it too (it reads what published runs remembered).
+    dry = CliRunner().invoke(build_cli(), ["produce", "--dry-run", "--mpr", "pins", *state,
+                                           str(files[1])])
+    assert dry.exit_code == 0, dry.output
+    assert [json.loads(line)["retest"] for line in dry.stdout.splitlines()] == [True, True]
+    stderr = produce("--topic", topic, *state, str(files[1]))
+    assert f"{files[1]}: 2 parts were retests" in stderr
     records = [decode_record(value) for _, value in consume(kafka_bootstrap, topic, 4)]
     assert all(isinstance(r, ParametricRecord) for r in records)
     by_id = {r.record_id: r for r in records if isinstance(r, ParametricRecord)}

@@ -370,9 +370,10 @@ def test_remembered_parts_are_bounded() -> None:
     assert seen.in_another_file(("L", 999), "b") and not seen.in_another_file(("L", 999), "a")
 
 
-def test_a_retest_published_by_a_later_run_is_still_one(tmp_path: Path) -> None:
-    """``stream-al produce`` runs twice (separate processes), one state dir between them:
-    the second file's parts are retests; the first file published again is not."""
+def test_a_dry_run_records_no_part_so_no_later_file_is_its_retest(tmp_path: Path) -> None:
+    """``stream-al produce --dry-run`` in separate processes, one state dir between them:
+    what a dry run printed was never sent, so the next file is no retest of it (the
+    broker test shows a published file's parts remembered across runs)."""
     import os
     import subprocess
     import sys
@@ -391,12 +392,8 @@ def test_a_retest_published_by_a_later_run_is_still_one(tmp_path: Path) -> None:
 
     originals = [("L7-W1-X0-Y0-S0-00001", False), ("L7-W1-X1-Y0-S0-00002", False)]
     assert produce(first) == originals
-    tag = sha8(again)
-    retests = [(f"L7-W1-X0-Y0-S0-00001-R{tag}", True), (f"L7-W1-X1-Y0-S0-00002-R{tag}", True)]
-    assert produce(again) == retests
-    # The same content again (a re-publish): the same ids as the first time, each file's.
-    assert produce(first) == originals
-    assert produce(again) == retests
+    assert produce(again) == originals  # its own content, yet no retest of a dry run
+    assert not (tmp_path / "state" / "produce-parts.jsonl").exists()
 
 
 def test_parts_seen_survive_a_restart_and_a_torn_last_line(tmp_path: Path) -> None:

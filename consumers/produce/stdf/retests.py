@@ -54,10 +54,14 @@ class SeenParts:
     """Part keys (lot, sublot, wafer, die or PART_ID) → the file that held them first.
 
     With ``state_dir`` the parts of earlier runs are loaded, and :meth:`save` keeps the
-    new ones there; without it they live as long as this object.
+    new ones there; without it they live as long as this object. ``read_only`` loads
+    them but never saves (a dry run: what it prints was not sent, so no later file is a
+    retest of it).
     """
 
-    def __init__(self, capacity: int = CAPACITY, state_dir: Path | None = None) -> None:
+    def __init__(self, capacity: int = CAPACITY, state_dir: Path | None = None,
+                 read_only: bool = False) -> None:
+        self.read_only = read_only
         self._first_file: dict[str, str] = {}
         self._capacity = capacity
         self._new: list[tuple[str, str]] = []  # (part, file) not yet saved
@@ -107,7 +111,7 @@ class SeenParts:
     def save(self) -> None:
         """Keep the parts first seen since the last save; on disk before this returns.
         OSError when the state directory cannot be written (the parts stay in memory)."""
-        if self.path is None or not self._new:
+        if self.path is None or not self._new or self.read_only:
             return
         by_file: dict[str, list[str]] = {}
         for key, tag in self._new:
