@@ -70,6 +70,7 @@ def test_no_broker_is_one_clear_message_and_exit_3(command: list[str], address: 
 
 def test_the_desk_with_no_broker_stops_after_one_bootstrap(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumers.kafka.sink import KafkaSink
     from consumers.oracle.desk import service as desk_service
     from consumers.settings import Settings
     from stream_al.errors import BrokerUnavailable
@@ -81,7 +82,7 @@ def test_the_desk_with_no_broker_stops_after_one_bootstrap(
         raise BrokerUnavailable("no Kafka broker answers")
 
     monkeypatch.setattr(desk_service, "create_topics", no_broker)
-    monkeypatch.setattr(desk_service.KafkaSink, "connect", no_broker)
+    monkeypatch.setattr(KafkaSink, "connect", no_broker)
     service = desk_service.DeskService(Settings(desk={"labeler": "eng-1"}))
     with pytest.raises(BrokerUnavailable):
         service.start()
