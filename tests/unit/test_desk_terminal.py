@@ -175,3 +175,20 @@ def test_terminal_keys_read_one_key_without_enter_and_restore_the_terminal() -> 
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+def test_a_trees_path_shows_each_test_taken_with_the_records_value() -> None:
+    from stream_al.records import Influence
+
+    steps = [Influence(feature="vdd_core_v", weight=0.9012, test="≤ 0.93"),
+             Influence(feature="idd_ma", weight=None, test="> 12.5"),
+             Influence(feature="leak_ua", weight=-0.25)]
+    desk = RecordingDesk()
+    desk.feed(ask(1).model_copy(update={"influences": steps}))
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(
+        card_panel(desk.view("h", "eng-t")["card"]))
+    shown = out.getvalue()
+    assert re.search(r"vdd_core_v\s+≤ 0\.93 \(0\.9012\)", shown), shown
+    assert re.search(r"idd_ma\s+> 12\.5 \(missing\)", shown), shown
+    assert re.search(r"leak_ua\s+-0\.25", shown), shown  # a linear weight, signed
