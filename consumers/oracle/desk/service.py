@@ -18,9 +18,9 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from consumers.kafka.gateway import ClientError
 from consumers.kafka.sink import KafkaSink
 from consumers.kafka.topics import claims_plan, create_topics
 from consumers.oracle.desk.cards import JSON
@@ -135,7 +135,7 @@ class DeskService:
     def _create_claims_topic(self, name: str) -> None:
         try:
             create_topics(self.settings.kafka, [claims_plan(name)])
-        except (KafkaError, BrokerUnavailable) as error:
+        except (ClientError, BrokerUnavailable) as error:
             log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
 
     def _send(self, message: OracleLabel) -> None:
