@@ -5,6 +5,7 @@ field, the value and what is allowed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,11 +41,19 @@ CONFIG_ENV = "STREAM_AL_CONFIG"
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+#: The Kafka clients the gateway (``consumers.kafka``) can speak through.
+KafkaClient = Literal["kafka-python", "confluent"]
+
+
 class KafkaSettings(BaseModel):
-    """Client settings; security options pass straight through to kafka-python."""
+    """Client settings; security options pass straight through to kafka-python, and are
+    mapped to librdkafka's for ``client: confluent`` (``consumers.kafka.confluent``)."""
 
     model_config = _FROZEN
 
+    client: KafkaClient = Field(
+        "kafka-python", description="the Kafka client: kafka-python (pure Python, the "
+        "default) or confluent (confluent-kafka on librdkafka, from the [confluent] extra)")
     bootstrap_servers: Annotated[list[str], NoDecode] = Field(
         ["localhost:9092"], min_length=1, description="host:port list, comma-separated in env")
     group_id: str = Field("stream-al", min_length=1, description="consumer group of the inputs")
@@ -58,6 +67,14 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = Field(None, description="client key (mTLS)")
     ssl_password: SecretStr | None = None
     request_timeout_ms: int = Field(30_000, ge=1000)
+
+    @field_validator("client")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        if value == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
+            raise ValueError("confluent-kafka is not installed: pip install "
+                             "'stream-al[confluent]', or use kafka-python")
+        return value
 
     @field_validator("bootstrap_servers", mode="before")
     @classmethod

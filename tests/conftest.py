@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from tests.clients_support import CLIENT_ENV, CLIENTS
+
 BOOTSTRAP_ENV = "STREAM_AL_TEST_BOOTSTRAP"
 _SESSION_PREFIX = "pytest-"
 
@@ -44,6 +46,15 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             shutil.copy2(kafka.log_file, workdir / "broker.log")
         kafka.discard()
         atexit.unregister(kafka.discard)
+
+
+@pytest.fixture
+def kafka_client() -> str:
+    """The ``kafka.client`` of this test (``@pytest.mark.parametrize("kafka_client",
+    CLIENTS)`` runs a test with each)."""
+    client = os.environ.get(CLIENT_ENV, "kafka-python")
+    assert client in CLIENTS, f"{CLIENT_ENV}={client}: use one of {', '.join(CLIENTS)}"
+    return client
 
 
 def _name_factory(request: pytest.FixtureRequest, kind: str) -> Callable[..., str]:

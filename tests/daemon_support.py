@@ -170,6 +170,8 @@ class Harness:
     topics: TopicNames
     group: str
     workdir: Path
+    #: ``kafka.client`` of every process started through this harness.
+    client: str = "kafka-python"
 
     def __post_init__(self) -> None:
         self.procs: list[Proc] = []
@@ -196,7 +198,8 @@ class Harness:
         """A settings file for this test's topics; returns its path."""
         settings = {
             "kafka": {"bootstrap_servers": [bootstrap or self.bootstrap],
-                      "group_id": group or self.group, "client_id": name},
+                      "group_id": group or self.group, "client_id": name,
+                      "client": self.client},
             "http": {"host": "127.0.0.1", "port": 0},
             "topics": self.topics.model_dump(mode="json"),
             "learner": dict(learner or {}),

@@ -24,8 +24,7 @@ def register(cli: Cli) -> None:
     ) -> None:
         """Create the input, prediction, request, label, dead-letter and claim topics, each
         kept as long as the retention.* settings say."""
-        from kafka.errors import KafkaError
-
+        from consumers.kafka.gateway import ClientError
         from consumers.kafka.reach import EXIT_NO_BROKER, announce
         from consumers.kafka.topics import create_topics, topic_plan
         from stream_al.errors import BrokerUnavailable
@@ -37,7 +36,7 @@ def register(cli: Cli) -> None:
             outcome = create_topics(settings.kafka, plans, replication, apply_retention)
         except BrokerUnavailable as error:
             fail("topics create", error, EXIT_NO_BROKER)
-        except KafkaError as error:
+        except ClientError as error:
             fail("topics create", f"Kafka at {','.join(settings.kafka.bootstrap_servers)} "
                  f"refused: {error}", code=1)
         for name, result in outcome.items():

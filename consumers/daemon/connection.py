@@ -6,13 +6,12 @@ the request and label logs, the sink) or it has none: no half-made state to chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
-
 from consumers.kafka.clients import make_consumer
+from consumers.kafka.gateway import ClientError, Consumer, RebalanceListener, TopicPartition
 from consumers.kafka.sink import KafkaSink
 from consumers.kafka.sources import (
     OFFSETS_TIMEOUT_MS,
@@ -40,13 +39,14 @@ SESSION_TIMEOUT_MS = 10_000
 
 @dataclass
 class Connection:
-    consumer: KafkaConsumer  # the group consumer of the inputs: rebalances, commits, lag
+    consumer: Consumer  # the group consumer of the inputs: rebalances, commits, lag
     inputs: KafkaSource
     logs: KafkaLogSource
     sink: KafkaSink[Outgoing]
 
     @classmethod
-    def open(cls, settings: Settings, offsets: Offsets, listener: Any) -> Connection:
+    def open(cls, settings: Settings, offsets: Offsets,
+             listener: RebalanceListener | None) -> Connection:
         """Connect every client, or none: what was opened is closed if a later step fails."""
         kafka, topics = settings.kafka, settings.topics
         opened: list[Any] = []
@@ -64,7 +64,7 @@ class Connection:
             # Metadata first: joining the group before it is known can assign nothing at
             # all (until the next metadata refresh, minutes later); a missing topic is named.
             partitions_of(consumer, topics.inputs)
-            consumer.subscribe(list(topics.inputs), listener=listener)
+            consumer.subscribe(list(topics.inputs), listener)
         except BaseException:
             for client in reversed(opened):
                 _close(client)
@@ -92,8 +92,9 @@ class Connection:
         return {tp: ends[tp] - self.consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS)
                 for tp in assigned}
 
-    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> Any:
-        return self.consumer.commit_async(offsets) if offsets else None
+    def commit_async(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if offsets:
+            self.consumer.commit(offsets, asynchronous=True)
 
     def close(self) -> None:
         for client in (self.consumer, self.logs.consumer, self.sink):
@@ -105,6 +106,6 @@ def _close(client: Any) -> None:
         if isinstance(client, KafkaSink):
             client.close()
         else:
-            client.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
-    except KafkaError:
+            client.close(timeout_ms=CLOSE_TIMEOUT_MS)
+    except ClientError:
         pass

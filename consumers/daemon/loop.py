@@ -17,12 +17,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import FrameType
 
-from kafka import AsyncConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 
 from consumers.daemon.checkpoints import CheckpointStore
@@ -30,6 +28,7 @@ from consumers.daemon.connection import BOOTSTRAP_TIMEOUT_MS, Connection
 from consumers.daemon.http import HealthServer
 from consumers.daemon.progress import Progress
 from consumers.daemon.retention import RestoreGap, restore_gaps
+from consumers.kafka.gateway import ClientError, TopicPartition
 from consumers.kafka.reach import announce
 from consumers.settings import Settings
 from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
@@ -49,25 +48,6 @@ _PROBE_EVERY_S = 2.0
 _STOP_FLUSH_S = 5.0
 _CHECKPOINT_FLUSH_S = 30.0
 _FINAL_COMMIT_MS = 5_000
-
-
-class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs on kafka-python's I/O loop while the main thread waits inside ``poll``: it may
-    touch the pipeline, and must await (never block on) consumer calls."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.daemon.on_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.daemon.on_assigned(list(assigned))
-
-    async def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
-        # Evicted: the group may already have given them away, so no commit; our state
-        # stays whole and on_assigned puts us back where it stands.
-        log.warning("lost partitions %s (session expired)", sorted(lost))
 
 
 class Daemon:
@@ -127,7 +107,7 @@ class Daemon:
                     log.error("%s; retrying in %.0f s", error, backoff)
                     self.stop_requested.wait(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                except (StreamAlError, KafkaError) as error:
+                except StreamAlError as error:  # ClientError and BrokerUnavailable among them
                     if not error.retriable:
                         log.error("Kafka refused a request and says retrying will not help "
                                   "(%r): check the settings and the ACLs", error)
@@ -213,7 +193,7 @@ class Daemon:
             return
         try:
             earliest = connection.earliest(list(self.flushed))
-        except KafkaError as error:  # advisory: the loop finds out about Kafka itself
+        except ClientError as error:  # advisory: the loop finds out about Kafka itself
             log.debug("could not read the topics' earliest offsets (%s)", error)
             return
         topics = self.settings.topics
@@ -279,46 +259,51 @@ class Daemon:
                 if attempt == 0:
                     sink.send(self.pipeline.dead_letter_for(refused.tag, refused.reason, now))
 
-    def _flushed_offsets(self, partitions: list[TopicPartition]
-                         ) -> dict[TopicPartition, OffsetAndMetadata]:
-        return {tp: OffsetAndMetadata(self.flushed[(tp.topic, tp.partition)], "", -1)
+    def _flushed_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.flushed[(tp.topic, tp.partition)]
                 for tp in partitions if (tp.topic, tp.partition) in self.flushed}
 
-    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
-        """Before partitions move, checkpoint and commit, and await the commit: the next
-        owner (whose join waits for ours) resumes where we stopped, not at our previous
-        checkpoint, so nothing is scored or asked twice."""
+    # -- the group's rebalances (``consumers.kafka.gateway.RebalanceListener``), called on
+    # the polling thread (kafka-python: its I/O loop while the main thread waits in poll)
+
+    def on_revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Before partitions move, checkpoint; the client commits what this returns and
+        waits for it: the next owner (whose join waits for ours) resumes where we
+        stopped, not at our previous checkpoint, so nothing is scored or asked twice."""
         for tp in partitions:
             self.metrics.forget_partition(tp.topic, tp.partition)
         connection = self.connection
         if connection is None:
-            return  # closing after a failure, or stopping: the last checkpoint stands
+            return {}  # closing after a failure, or stopping: the last checkpoint stands
         self._save(connection)
-        offsets = self._flushed_offsets(partitions)
-        try:
-            if offsets:
-                await connection.commit_async(offsets)
-        except KafkaError as error:
-            log.warning("commit on revoke failed (%s): the next owner of %s may score "
-                        "some records again", error, sorted(offsets))
+        return self._flushed_offsets(partitions)
 
-    def on_assigned(self, partitions: list[TopicPartition]) -> None:
+    def on_commit_failed(self, offsets: Mapping[TopicPartition, int],
+                         error: ClientError) -> None:
+        log.warning("commit on revoke failed (%s): the next owner of %s may score "
+                    "some records again", error, sorted(offsets))
+
+    def on_assigned(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Resume each partition where our state stands (the checkpoint at start, what we
         processed later), so position and state agree; a partition we hold no state
         for starts at the group's committed offset."""
-        assert self.pipeline is not None and self.connection is not None
-        for tp in partitions:
-            offset = self.pipeline.offsets.get((tp.topic, tp.partition))
-            if offset is not None:
-                self.connection.consumer.seek(tp, offset)
+        assert self.pipeline is not None
+        starts = {tp: offset for tp in partitions
+                  if (offset := self.pipeline.offsets.get((tp.topic, tp.partition))) is not None}
         names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
         log.info("assigned %d input partitions: %s", len(partitions), names or "none")
+        return starts
+
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
+        # Evicted: the group may already have given them away, so no commit; our state
+        # stays whole and on_assigned puts us back where it stands.
+        log.warning("lost partitions %s (session expired)", sorted(partitions))
 
     # -- the loop --------------------------------------------------------------------
 
     def _connect(self) -> Connection:
         if self.connection is None:
-            self.connection = Connection.open(self.settings, self.flushed, _Rebalance(self))
+            self.connection = Connection.open(self.settings, self.flushed, self)
             if self.kafka_error is not None:
                 log.info("reconnected to Kafka at %s",
                          ",".join(self.settings.kafka.bootstrap_servers))
@@ -364,8 +349,9 @@ class Daemon:
                 # partitions must find it before it starts.
                 offsets = self._flushed_offsets(connection.assignment())
                 if offsets:
-                    connection.consumer.commit(offsets, timeout_ms=_FINAL_COMMIT_MS)
-        except (StreamAlError, KafkaError) as error:
+                    connection.consumer.commit(offsets, asynchronous=False,
+                                               timeout_ms=_FINAL_COMMIT_MS)
+        except StreamAlError as error:
             log.error("final checkpoint skipped, Kafka unavailable (%s); the last one "
                       "stands and the records since will be processed again", error)
         self._disconnect()

@@ -8,11 +8,8 @@ waiting labels been read?
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
+from consumers.kafka.gateway import ClientError, Consumer, TopicPartition
 from stream_al.bus import Message
 from stream_al.errors import BrokerUnavailable
 
@@ -20,13 +17,7 @@ from stream_al.errors import BrokerUnavailable
 OFFSETS_TIMEOUT_MS = 5_000
 
 
-def to_message(record: Any) -> Message:
-    """A kafka-python ConsumerRecord as the core's Message."""
-    return Message(record.topic, record.partition, record.offset, record.key, record.value,
-                   record.timestamp, tuple(record.headers or ()))
-
-
-def partitions_of(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+def partitions_of(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of ``topics``; a topic without partitions is named."""
     found = []
     for topic in topics:
@@ -38,12 +29,12 @@ def partitions_of(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicP
     return found
 
 
-def probe(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout_ms: int) -> None:
+def probe(consumer: Consumer, partitions: list[TopicPartition], timeout_ms: int) -> None:
     """Is the broker there? kafka-python 3.x polls return nothing, not an error, while it
     is down, so ask something cheap; :class:`BrokerUnavailable` if it does not answer."""
     try:
         consumer.end_offsets(partitions, timeout_ms=timeout_ms)
-    except KafkaError as error:
+    except ClientError as error:
         raise BrokerUnavailable(f"the broker did not answer within "
                                 f"{timeout_ms / 1000:.0f} s ({error!r})") from error
 
@@ -51,33 +42,29 @@ def probe(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout_ms:
 class KafkaSource:
     """A subscribed (group) or assigned consumer, polled as a ``Source``."""
 
-    def __init__(self, consumer: KafkaConsumer, timeout_ms: int = 0) -> None:
+    def __init__(self, consumer: Consumer, timeout_ms: int = 0) -> None:
         self.consumer, self.timeout_ms = consumer, timeout_ms
 
     def poll(self, max_records: int) -> list[Message]:
-        batch = self.consumer.poll(timeout_ms=self.timeout_ms, max_records=max_records)
-        return [to_message(record) for tp in sorted(batch, key=self._order)
-                for record in batch[tp]]
+        """A batch partition by partition (in ``_order``), each in log order."""
+        batch = self.consumer.poll(self.timeout_ms, max_records)
+        return sorted(batch, key=self._order)  # stable: log order within a partition
 
-    def _order(self, tp: TopicPartition) -> tuple[str, int]:
-        return tp.topic, tp.partition
+    def _order(self, message: Message) -> tuple[str, int]:
+        return message.topic, message.partition
 
 
 class KafkaLogSource(KafkaSource):
     """The request and label logs from given offsets (the checkpoint's), requests first
     in each batch so a label and its request in one batch join at once."""
 
-    def __init__(self, consumer: KafkaConsumer, requests: list[TopicPartition],
+    def __init__(self, consumer: Consumer, requests: list[TopicPartition],
                  labels: list[TopicPartition], offsets: dict[tuple[str, int], int]) -> None:
         super().__init__(consumer)
         self.requests, self.labels = requests, labels
-        consumer.assign(requests + labels)
-        for tp in requests + labels:
-            offset = offsets.get((tp.topic, tp.partition))
-            if offset is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, offset)
+        self._label_topics = {tp.topic for tp in labels}
+        # From the checkpoint's offsets; a partition it does not know from the beginning.
+        consumer.assign({tp: offsets.get((tp.topic, tp.partition)) for tp in requests + labels})
         self._look: tuple[int, dict[TopicPartition, int]] | None = None
 
     def requests_read_below(self, waiting: bool) -> int | None:
@@ -102,6 +89,6 @@ class KafkaLogSource(KafkaSource):
             return int(labels_read_before)
         return None
 
-    def _order(self, tp: TopicPartition) -> tuple[str, int]:
-        is_label = tp in self.labels
-        return ("1" if is_label else "0") + tp.topic, tp.partition
+    def _order(self, message: Message) -> tuple[str, int]:
+        is_label = message.topic in self._label_topics
+        return ("1" if is_label else "0") + message.topic, message.partition

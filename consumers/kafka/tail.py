@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 from rich.text import Text
 
 from consumers.kafka.clients import make_consumer
+from consumers.kafka.gateway import ClientError, Consumer, TopicPartition
 from consumers.kafka.reach import unreachable
 from consumers.kafka.sources import OFFSETS_TIMEOUT_MS, partitions_of
 from consumers.oracle.terminal.safe_text import printable, safe
 from consumers.settings import KafkaSettings
+from stream_al.bus import Message
 
 #: The families a person may tail, and the topic setting each one reads.
 FAMILIES = ("predictions", "requests", "labels", "dlq")
@@ -56,7 +56,7 @@ class Shown:
         return self.timestamp_ms, self.partition, self.offset
 
 
-def parse(record: Any) -> Shown:
+def parse(record: Message) -> Shown:
     raw: bytes | None = record.value
     value: dict[str, Any] | None = None
     problem = None
@@ -72,7 +72,7 @@ def parse(record: Any) -> Shown:
                 value = decoded
             else:
                 problem = f"JSON {type(decoded).__name__}, not an object"
-    return Shown(record.topic, record.partition, record.offset, record.timestamp,
+    return Shown(record.topic, record.partition, record.offset, record.timestamp_ms,
                  record.key, raw, value, problem)
 
 
@@ -89,12 +89,11 @@ def read(kafka: KafkaSettings, topic: str, *, last: int | None, follow: bool,
 
     Raises :class:`BrokerUnavailable` when no broker answers or the topic is missing."""
     try:
-        consumer = make_consumer(kafka, None, enable_auto_commit=False)
-    except KafkaError as error:
+        consumer = make_consumer(kafka, None)
+    except ClientError as error:
         raise unreachable(kafka) from error
     try:
         partitions = partitions_of(consumer, [topic])
-        consumer.assign(partitions)
         ends = consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
         starts = consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
         backlog: list[Shown] = []
@@ -104,19 +103,16 @@ def read(kafka: KafkaSettings, topic: str, *, last: int | None, follow: bool,
         yield from _latest(backlog, last)
         if not follow:
             return
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, ends[tp])
+        consumer.assign({tp: ends[tp] for tp in partitions})
         while not stop.is_set():
-            batch = consumer.poll(timeout_ms=_POLL_MS)
-            fresh = [parse(record) for records in batch.values() for record in records]
+            fresh = [parse(record) for record in consumer.poll(_POLL_MS)]
             yield from sorted((shown for shown in fresh if keep(shown)),
                               key=lambda shown: shown.order)
     finally:
-        consumer.close(autocommit=False)
+        consumer.close()
 
 
-def _last_of(consumer: KafkaConsumer, tp: TopicPartition, start: int, end: int,
+def _last_of(consumer: Consumer, tp: TopicPartition, start: int, end: int,
              last: int | None, keep: Callable[[Shown], bool], stop: threading.Event
              ) -> list[Shown]:
     """The last ``last`` kept messages of one partition (all for None), read back from
@@ -137,15 +133,14 @@ def _latest(found: list[Shown], last: int | None) -> list[Shown]:
     return found[max(0, len(found) - last):] if last else []
 
 
-def _range(consumer: KafkaConsumer, tp: TopicPartition, low: int, high: int,
+def _range(consumer: Consumer, tp: TopicPartition, low: int, high: int,
            keep: Callable[[Shown], bool], stop: threading.Event) -> list[Shown]:
     """The kept messages at offsets low ≤ o < high of ``tp``."""
-    consumer.assign([tp])
-    consumer.seek(tp, low)
+    consumer.assign({tp: low})
     found: list[Shown] = []
     while consumer.position(tp) < high and not stop.is_set():
-        for record in consumer.poll(timeout_ms=_POLL_MS).get(tp, []):
-            if record.offset < high:
+        for record in consumer.poll(_POLL_MS):
+            if (record.topic, record.partition) == tp and record.offset < high:
                 shown = parse(record)
                 if keep(shown):
                     found.append(shown)

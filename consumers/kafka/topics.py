@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
-
-from consumers.kafka.clients import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES
+from consumers.kafka.clients import MAX_MESSAGE_BYTES, make_admin
+from consumers.kafka.gateway import Admin, ClientError
 from consumers.kafka.reach import unreachable
 from consumers.settings import KafkaSettings, RetentionSettings
 from stream_al.topics import TopicNames
@@ -69,26 +66,25 @@ def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
     changed to the plan's only with ``apply_retention`` (a shorter one deletes data), and
     otherwise a difference is reported. Returns name → outcome.
 
-    Raises :class:`BrokerUnavailable` when no broker answers."""
+    Raises :class:`BrokerUnavailable` when no broker answers, :class:`ClientError` when
+    the broker refuses."""
     try:
-        admin = KafkaAdminClient(**kafka.client_options(),
-                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
-    except KafkaTimeoutError as error:  # kafka-python 3: "Unable to bootstrap"
+        admin = make_admin(kafka)
+    except ClientError as error:  # e.g. kafka-python 3's "Unable to bootstrap"
+        if not error.retriable:
+            raise
         raise unreachable(kafka) from error
     outcome: dict[str, str] = {}
     try:
-        existing = set(admin.list_topics())
+        existing = admin.topic_names()
         for plan in plans:
-            if plan.name not in existing:
-                try:
-                    admin.create_topics([NewTopic(plan.name, plan.partitions, replication,
-                                                  topic_configs=dict(plan.config))])
-                    kept = plan.config.get(RETENTION)
-                    outcome[plan.name] = f"created ({plan.partitions} partitions" + (
-                        f", kept {describe_ms(kept)})" if kept is not None else ")")
-                    continue
-                except TopicAlreadyExistsError:
-                    pass  # created meanwhile by someone else: judged as an existing one
+            # False: created meanwhile by someone else, and judged as an existing one.
+            if plan.name not in existing and admin.create_topic(
+                    plan.name, plan.partitions, replication, plan.config):
+                kept = plan.config.get(RETENTION)
+                outcome[plan.name] = f"created ({plan.partitions} partitions" + (
+                    f", kept {describe_ms(kept)})" if kept is not None else ")")
+                continue
             outcome[plan.name] = _existing(admin, plan, apply_retention)
     finally:
         admin.close()
@@ -98,20 +94,17 @@ def create_topics(kafka: KafkaSettings, plans: Iterable[TopicPlan],
 RETENTION = "retention.ms"
 
 
-def _existing(admin: KafkaAdminClient, plan: TopicPlan, apply_retention: bool) -> str:
+def _existing(admin: Admin, plan: TopicPlan, apply_retention: bool) -> str:
     wanted = plan.config.get(RETENTION)
     if wanted is None:
         return "exists"  # a plan that says nothing of retention (a benchmark's topics)
-    resource = ConfigResource(ConfigResourceType.TOPIC, plan.name, configs=[RETENTION])
-    described = admin.describe_configs([resource], config_filter="all")
-    kept = described.get("topic", {}).get(plan.name, {}).get(RETENTION, {}).get("value")
+    kept = admin.topic_config(plan.name, RETENTION)
     if kept is None or kept == wanted:
         return "exists"
     if not apply_retention:
         return (f"exists, kept {describe_ms(kept)} while the settings say "
                 f"{describe_ms(wanted)}: --apply-retention changes it")
-    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, plan.name,
-                                        configs={RETENTION: wanted})], incremental=True)
+    admin.set_topic_config(plan.name, RETENTION, wanted)
     return f"exists, retention changed from {describe_ms(kept)} to {describe_ms(wanted)}"
 
 
@@ -128,9 +121,9 @@ def describe_ms(retention_ms: str) -> str:
 
 def delete_topics(kafka: KafkaSettings, prefix: str) -> None:
     """Delete every topic whose name starts with ``prefix`` (a benchmark's own)."""
-    admin = KafkaAdminClient(**kafka.client_options())
+    admin = make_admin(kafka, bootstrap_timeout_ms=None)
     try:
-        names = [name for name in admin.list_topics() if name.startswith(prefix)]
+        names = [name for name in admin.topic_names() if name.startswith(prefix)]
         if names:
             admin.delete_topics(names)
     finally:

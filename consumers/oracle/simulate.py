@@ -15,13 +15,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
-
 from consumers.kafka.clients import make_consumer
+from consumers.kafka.gateway import ClientError, Consumer, TopicPartition
 from consumers.kafka.reach import announce, unreachable
 from consumers.kafka.sink import KafkaSink
-from consumers.kafka.sources import to_message
 from consumers.settings import Settings
 from stream_al.auth import RequestSigner
 from stream_al.bus import Message, Outgoing
@@ -118,7 +115,7 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     announce(settings.kafka)
     try:
         consumer = make_consumer(settings.kafka, group)
-    except KafkaError as error:
+    except ClientError as error:
         raise unreachable(settings.kafka) from error
     consumer.subscribe([settings.topics.requests])
     sink: KafkaSink[OracleLabel] = KafkaSink.connect(settings.kafka)
@@ -132,10 +129,10 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     try:
         while not stop.is_set() and (max_labels is None or progress.sent < max_labels):
             now = datetime.now(UTC)
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                for record in records:
-                    _offer(oracle, to_message(record), signer, now, held, tp, progress)
-                    last_activity = now
+            for message in consumer.poll(200):
+                tp = TopicPartition(message.topic, message.partition)
+                _offer(oracle, message, signer, now, held, tp, progress)
+                last_activity = now
             attempted, unsent = unsent + list(oracle.due(now)), []
             for label in attempted:
                 try:
@@ -163,14 +160,14 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
             idle = (now - last_activity).total_seconds()
             if idle_exit_s is not None and idle >= idle_exit_s and not len(oracle):
                 break
-    except (KafkaError, BrokerUnavailable, LabelRefused) as error:
+    except (ClientError, BrokerUnavailable, LabelRefused) as error:
         log.error("Kafka failed: %s", error)
         return 1
     finally:
         # Every label sent was flushed above, and a request is released only once its
         # label was delivered: committing up to the held ones loses nothing.
         _commit(consumer, held, final=True)
-        consumer.close(autocommit=False)
+        consumer.close()
         sink.close()
     summary = f"sent {progress.sent} labels; {oracle.unanswerable} queries had no known truth"
     if held.without_truth:
@@ -179,25 +176,24 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
     return 0
 
 
-def _commit(consumer: KafkaConsumer, held: Held, final: bool = False) -> None:
+def _commit(consumer: Consumer, held: Held, final: bool = False) -> None:
     try:
         positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
-    except KafkaError as error:
+    except ClientError as error:
         # The broker is away (position may need it): nothing is committed this turn, so
         # nothing is lost, and the simulator waits out the outage like the daemon does.
         log.debug("no commit this turn: %s", error)
         return
-    offsets = {tp: OffsetAndMetadata(offset, "", -1)
-               for tp, offset in held.committable(positions).items()}
+    offsets = held.committable(positions)
     if not offsets:
         return
     if final:
         try:
-            consumer.commit(offsets)
-        except KafkaError as error:  # the next start reads a little again: nothing lost
+            consumer.commit(offsets, asynchronous=False)
+        except ClientError as error:  # the next start reads a little again: nothing lost
             log.warning("could not commit the last offsets: %s", error)
     else:
-        consumer.commit_async(offsets)
+        consumer.commit(offsets, asynchronous=True)
 
 
 class _Progress:

@@ -23,13 +23,15 @@ def harness_bootstrap(kafka_bootstrap: str) -> str:
 
 @pytest.fixture
 def harness(harness_bootstrap: str, unique_topic: Callable[..., str],
-            unique_group: Callable[..., str], tmp_path: Path) -> Iterator[Harness]:
+            unique_group: Callable[..., str], tmp_path: Path,
+            kafka_client: str) -> Iterator[Harness]:
     """Fresh topics, a group of the test's own and ``tmp_path`` as the work dir; every
-    process the test starts through it is killed at the end."""
+    process the test starts through it uses ``kafka_client`` and is killed at the end."""
     admin = KafkaAdminClient(bootstrap_servers=harness_bootstrap, client_id="stream-al-tests")
     try:
         topics = make_topics(admin, unique_topic)
     finally:
         admin.close()
-    with Harness(harness_bootstrap, topics, unique_group(), tmp_path) as harness:
+    with Harness(harness_bootstrap, topics, unique_group(), tmp_path,
+                 kafka_client) as harness:
         yield harness

@@ -16,8 +16,8 @@ import pytest
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewPartitions
 
-from consumers.kafka import clients
-from consumers.kafka.clients import make_consumer, make_producer
+from consumers.kafka import kafka_python as clients
+from consumers.kafka.kafka_python import native_consumer, native_producer
 from consumers.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,7 +36,7 @@ class _SlowRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _produce(kafka: KafkaSettings, topic: str, partitions: int, each: int) -> None:
-    producer = make_producer(kafka)
+    producer = native_producer(kafka)
     try:
         for partition in range(partitions):
             for n in range(each):
@@ -63,7 +63,7 @@ def _after_adding_a_partition(kafka_bootstrap: str, admin: KafkaAdminClient, top
     records in each), and the member's state at the end."""
     kafka = KafkaSettings.model_validate({"bootstrap_servers": kafka_bootstrap})
     _produce(kafka, topic, partitions=1, each=10)
-    consumer = make_consumer(kafka, group, metadata_max_age_ms=500)
+    consumer = native_consumer(kafka, group, metadata_max_age_ms=500)
     consumer.subscribe([topic], listener=_SlowRevoke())
     try:
         before = _read(consumer, 10, timeout_s=60)

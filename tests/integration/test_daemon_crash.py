@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from stream_al.state import Checkpoint
+from tests.clients_support import CLIENTS
 from tests.daemon_support import BUDGETED, Harness, assert_same_models, floor, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHUNK = 5_000
 
 
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_after_three_kill9s_every_record_is_predicted_and_the_model_is_exact(
         harness: Harness, tmp_path: Path) -> None:
     records = floor(3 * CHUNK)

@@ -16,6 +16,7 @@ import pytest
 from stream_al.codec import decode_label, decode_prediction, decode_request
 from stream_al.learner import LearnerConfig
 from stream_al.records import OracleLabel, OracleRequest, Prediction
+from tests.clients_support import CLIENTS
 from tests.daemon_support import DaemonProc, Harness, Samples, floor, total, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,6 +30,7 @@ GARBAGE = b"\x00\xffnot json at all"
 _CHECKPOINT_TS = "stream_al_last_checkpoint_timestamp_seconds"
 
 
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_every_record_is_predicted_once_within_budget_and_the_model_improves(
         harness: Harness) -> None:
     records = floor(RECORDS)

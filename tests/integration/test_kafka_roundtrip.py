@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.serializer import DefaultSerializer, JsonSerializer
+
+from consumers.kafka.clients import make_consumer
+from consumers.kafka.gateway import ClientError, Consumer
+from consumers.kafka.gateway import TopicPartition as Partition
+from consumers.kafka.sink import KafkaSink
+from consumers.settings import KafkaSettings
+from stream_al.bus import Message, Outgoing
+from tests.clients_support import CLIENTS
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +151,85 @@ def test_a_new_member_of_the_group_resumes_after_the_commits(
         assert second.poll(timeout_ms=1000) == {}, "records before the commit came again"
     finally:
         second.close()
+
+
+# -- the same guarantees through the gateway, with each client ---------------------------
+
+
+@dataclass
+class Listener:
+    """A group member's rebalance listener: commits what it read on revoke, resumes at
+    the group's commits on assign (nothing of its own)."""
+
+    read_to: dict[Partition, int] = field(default_factory=dict)
+    assigned: list[Partition] = field(default_factory=list)
+    revoked: list[Partition] = field(default_factory=list)
+
+    def on_revoked(self, partitions: list[Partition]) -> dict[Partition, int]:
+        self.revoked += partitions
+        return {tp: self.read_to[tp] for tp in partitions if tp in self.read_to}
+
+    def on_assigned(self, partitions: list[Partition]) -> dict[Partition, int]:
+        self.assigned += partitions
+        return {}
+
+    def on_lost(self, partitions: list[Partition]) -> None:
+        raise AssertionError(f"lost {partitions}")
+
+    def on_commit_failed(self, offsets: Mapping[Partition, int],
+                         error: ClientError) -> None:
+        raise AssertionError(f"commit of {offsets} failed: {error}")
+
+
+def read_through(consumer: Consumer, listener: Listener, count: int) -> list[Message]:
+    seen: list[Message] = []
+    deadline = time.monotonic() + _HANG_GUARD_S
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"read {len(seen)} of {count}"
+        for message in consumer.poll(200, 100):
+            seen.append(message)
+            listener.read_to[Partition(message.topic, message.partition)] = (
+                message.offset + 1)
+    return seen
+
+
+@pytest.mark.parametrize("kafka_client", CLIENTS)
+def test_the_gateway_keeps_order_and_a_new_member_resumes_at_the_commits(
+    kafka_bootstrap: str,
+    kafka_client: str,
+    unique_topic: Callable[..., str],
+    unique_group: Callable[..., str],
+    create_topic: Callable[[str, int], str],
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=[kafka_bootstrap], client=kafka_client)
+    topic = create_topic(unique_topic("gateway"), PARTITIONS)
+    sink: KafkaSink[Outgoing] = KafkaSink.connect(kafka)
+    for i in range(300):
+        sink.send(Outgoing(topic, f"k{i % KEYS}".encode(), f"{i // KEYS}".encode(),
+                           headers=(("n", str(i).encode()),)))
+    sink.flush(30)
+    assert sink.delivered == 300 and not sink.take_failures()
+    group = unique_group()
+
+    first, listener = make_consumer(kafka, group), Listener()
+    first.subscribe([topic], listener)
+    seen = read_through(first, listener, 200)
+    first.commit(listener.read_to, asynchronous=False)
+    first.close()
+    assert sorted(set(listener.assigned)) == [Partition(topic, p) for p in range(3)]
+
+    second, again = make_consumer(kafka, group), Listener()
+    second.subscribe([topic], again)
+    seen += read_through(second, again, 300 - len(seen))
+    second.commit(again.read_to, asynchronous=False)
+    ends = second.end_offsets([Partition(topic, p) for p in range(PARTITIONS)])
+    assert {tp: second.position(tp) for tp in ends} == ends
+    second.close()
+    sink.close()
+
+    assert len(seen) == 300 == len({(m.partition, m.offset) for m in seen}), "each once"
+    by_key: dict[bytes | None, list[int]] = defaultdict(list)
+    for message in seen:
+        by_key[message.key].append(int(message.value or b"-1"))
+        assert message.headers[0][0] == "n" and message.timestamp_ms > 0
+    assert all(seqs == sorted(seqs) for seqs in by_key.values()), "key order kept"

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from consumers.cli import build_cli
 from stream_al.codec import decode_record
 from stream_al.records import ParametricRecord, TestLimits
+from tests.clients_support import CLIENTS
 from tests.stdf_writer import PART_FAILED, StdfWriter
 
 pytestmark = pytest.mark.integration
@@ -61,12 +62,16 @@ def consume(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, byte
     return got
 
 
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_produce_sends_exactly_the_parts_of_an_stdf_file(
     tmp_path: Path,
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
     create_topic: Callable[[str, int], str],
+    kafka_client: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("STREAM_AL_KAFKA__CLIENT", kafka_client)
     topic = create_topic(unique_topic("parametric"), 3)
     path = two_site_wafer(tmp_path / "wafer.stdf")
     result = CliRunner().invoke(

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from consumers.kafka.clients import finish_started_joins
+from consumers.kafka.kafka_python import finish_started_joins
 
 
 class _Coordinator:

@@ -4,11 +4,14 @@ same order agree on who holds which card, whoever asked first."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
+from consumers.kafka.gateway import Consumer as GatewayConsumer
 from consumers.oracle.desk.claims import decode_claim
 from consumers.oracle.desk.state import DeskState
+from stream_al.bus import Message
 from stream_al.codec import encode
 from stream_al.desk_queue import DeskQueue
 from stream_al.errors import DecodeError
@@ -122,8 +125,6 @@ def test_a_forged_claim_until_9999_lasts_one_lease_from_the_logs_time() -> None:
 
 
 def test_the_reader_never_shows_a_request_without_the_daemons_signature() -> None:
-    from kafka import TopicPartition
-
     from consumers.oracle.desk.reader import _poll_once
     from stream_al.auth import HEADER, RequestSigner
     from stream_al.topics import TopicNames
@@ -131,20 +132,15 @@ def test_the_reader_never_shows_a_request_without_the_daemons_signature() -> Non
     signer, topics = RequestSigner(b"k" * 32), TopicNames()
     signed, forged = oracle_request(1), oracle_request(2)
 
-    class Record:
-        def __init__(self, offset: int, value: bytes, signature: bytes) -> None:
-            self.topic, self.partition, self.offset = topics.requests, 0, offset
-            self.key, self.value, self.timestamp = None, value, 0
-            self.headers = [(HEADER, signature)]
-
     class Consumer:
-        def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
+        def poll(self, timeout_ms: int) -> list[Message]:
             good, bad = encode(signed), encode(forged)
-            return {TopicPartition(topics.requests, 0): [
-                Record(0, good, signer.sign(good)), Record(1, bad, b"0" * 64)]}
+            return [Message(topics.requests, 0, 0, None, good,
+                            headers=((HEADER, signer.sign(good)),)),
+                    Message(topics.requests, 0, 1, None, bad, headers=((HEADER, b"0" * 64),))]
 
     state = DeskState(DeskQueue())
-    _poll_once(Consumer(), topics, state, 0, signer)
+    _poll_once(cast(GatewayConsumer, Consumer()), topics, state, 0, signer)
     assert state.queue.get(signed.query_id) is not None
     assert state.queue.get(forged.query_id) is None
     assert state.counts.forged_requests == 1

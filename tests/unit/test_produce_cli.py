@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from consumers.cli import build_cli
+from consumers.kafka.gateway import ClientError
 from consumers.produce import run as produce_run
 from consumers.produce.follow import FileIdentity, FolderWatcher, Ledger
 from consumers.produce.items import Parsed, Problem
@@ -386,32 +388,33 @@ def test_a_ledger_line_cut_by_a_crash_is_ignored_and_the_next_line_kept(tmp_path
 
 
 class FutureProducer:
-    """kafka-python's producer surface, with futures the test settles by hand."""
+    """The gateway's producer surface, with deliveries the test settles by hand."""
 
     def __init__(self) -> None:
-        self.futures: list[Any] = []
+        self.reports: list[Callable[[ClientError | None], None]] = []
+        self.settled = 0
 
-    def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Any = None
-    ) -> Any:
-        from kafka.future import Future
+    def send(self, topic: str, key: bytes | None, value: bytes,
+             headers: Sequence[tuple[str, bytes]],
+             on_delivery: Callable[[ClientError | None], None]) -> None:
+        self.reports.append(on_delivery)
 
-        self.futures.append(Future())
-        return self.futures[-1]
+    def send_and_wait(self, topic: str, key: bytes | None, value: bytes,
+                      timeout_s: float) -> None:
+        raise NotImplementedError
 
-    def flush(self, timeout: float) -> None:
-        from kafka.errors import KafkaTimeoutError
+    def settle(self, n: int, error: ClientError | None = None) -> None:
+        self.reports[n](error)
+        self.settled += 1
 
-        if not all(f.is_done for f in self.futures):
-            raise KafkaTimeoutError("Timeout waiting for future")
+    def flush(self, timeout_s: float) -> bool:
+        return self.settled == len(self.reports)
 
-    def close(self, timeout: float) -> None:
-        self.flush(timeout)
+    def close(self, timeout_s: float) -> None:
+        pass
 
 
 def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
-    from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
-
     from consumers.kafka.sink import KafkaSink
     from consumers.produce.publish import KafkaRecordSink
 
@@ -419,11 +422,11 @@ def test_kafka_sink_accounts_for_every_record_exactly_once() -> None:
     sink = KafkaRecordSink("ate.parametric", KafkaSink(producer, flush_timeout_s=1))
     for n in range(1, 5):
         sink.send(b"k", b"{}", "f.stdf", f"part {n}")
-    producer.futures[0].success("metadata")
-    producer.futures[1].failure(NotLeaderForPartitionError())
+    producer.settle(0)
+    producer.settle(1, ClientError("not the leader", retriable=True))
     sink.flush()  # parts 3 and 4 never answered
-    producer.futures[2].success("metadata")  # too late: already reported
-    producer.futures[3].failure(KafkaTimeoutError())
+    producer.settle(2)  # too late: already reported
+    producer.settle(3, ClientError("timed out", retriable=True))
     sink.close()
     assert sink.delivered == 1
     assert [(p.position, p.kind) for p in sink.failures] == [

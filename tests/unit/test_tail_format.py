@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from consumers.kafka.tail import FAMILIES, as_json, as_text, model_filter, parse
+from stream_al.bus import Message
 
 HOSTILE = "[red]boom[/red]\x1b]0;pwned\x07\n"
 
 
-def message(value: bytes | None, offset: int = 7) -> SimpleNamespace:
-    return SimpleNamespace(topic="t", partition=2, offset=offset, timestamp=1_764_633_600_000,
-                           key=b"k\x1b", value=value)
+def message(value: bytes | None, offset: int = 7) -> Message:
+    return Message("t", 2, offset, b"k\x1b", value, timestamp_ms=1_764_633_600_000)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

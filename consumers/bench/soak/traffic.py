@@ -20,8 +20,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.kafka.clients import make_consumer, make_producer
-from consumers.kafka.sources import partitions_of
+from consumers.kafka.kafka_python import native_consumer, native_partitions_of, native_producer
 from consumers.settings import KafkaSettings
 from stream_al.codec import decode_request, encode
 from stream_al.errors import DecodeError
@@ -52,7 +51,7 @@ class _Sender:
     def __init__(self, kafka: KafkaSettings) -> None:
         # A short block: while the broker is away, a send fails fast and the rest of the
         # round waits in ``retry`` instead of blocking 10 s each.
-        self.producer: KafkaProducer = make_producer(kafka, max_block_ms=_BLOCK_MS)
+        self.producer: KafkaProducer = native_producer(kafka, max_block_ms=_BLOCK_MS)
         self.retry: deque[_Send] = deque()
         self.acked: set[str] = set()
         self.acks = 0
@@ -283,7 +282,7 @@ def read_keys(kafka: KafkaSettings, topic: str, timeout_s: float = 120.0) -> tup
 
 
 def _from_start(kafka: KafkaSettings, topic: str, **extra: Any) -> KafkaConsumer:
-    consumer = make_consumer(kafka, None, **extra)
-    consumer.assign(partitions_of(consumer, [topic]))
+    consumer = native_consumer(kafka, None, **extra)
+    consumer.assign(native_partitions_of(consumer, [topic]))
     consumer.seek_to_beginning()
     return consumer

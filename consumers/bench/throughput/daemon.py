@@ -46,8 +46,7 @@ from consumers.bench.throughput.options import (
     learner_config,
     rates,
 )
-from consumers.kafka.clients import make_consumer
-from consumers.kafka.sources import partitions_of
+from consumers.kafka.kafka_python import native_consumer, native_partitions_of
 from consumers.kafka.topics import topic_plan
 from consumers.oracle.simulate import run_oracle
 from consumers.settings import KafkaSettings, Settings
@@ -200,7 +199,7 @@ def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
     """Until ``topic`` holds ``count`` messages; fails if ``daemon`` exits (unless it
     ``exits_when_done`` and wrote them all) or stalls. Returns its CPU µs per message
     between the first sample with messages and the last (None without /proc)."""
-    watcher = make_consumer(kafka, None)
+    watcher = native_consumer(kafka, None)
     first: tuple[int, float] | None = None
     last: tuple[int, float] | None = None
 
@@ -216,7 +215,7 @@ def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
         return 1e6 * (last[1] - first[1]) / (last[0] - first[0])
 
     try:
-        partitions = partitions_of(watcher, [topic])
+        partitions = native_partitions_of(watcher, [topic])
         seen, progress_at = -1, time.time()
         while True:
             held = sum(watcher.end_offsets(partitions).values())

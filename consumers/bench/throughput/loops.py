@@ -27,8 +27,7 @@ from consumers.bench.throughput.options import (
     rates,
     stamped,
 )
-from consumers.kafka.clients import make_consumer, make_producer
-from consumers.kafka.sources import partitions_of
+from consumers.kafka.kafka_python import native_consumer, native_partitions_of, native_producer
 from consumers.kafka.topics import TopicPlan, create_topics
 from consumers.settings import KafkaSettings
 from stream_al.inmemory import InMemoryLoop
@@ -46,7 +45,7 @@ Arrival = tuple[bytes, int, int]
 def produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
             tick: Tick) -> Row:
     """The project's producer (acks=all, idempotent) writing every record, then flushing."""
-    producer = make_producer(kafka)
+    producer = native_producer(kafka)
     producer.partitions_for(topic)  # a floor producer is long-lived: metadata is warm
     try:
         started, cpu = time.perf_counter(), time.process_time()
@@ -97,7 +96,7 @@ def _produced(records: Sequence[BenchRecord], seconds: float, cpu: float) -> Row
 def consume(kafka: KafkaSettings, topic: str, count: int, decode: bool, group: str,
             tick: Tick) -> Row:
     """A bare consumer in a fresh group from the beginning; ``decode``: json.loads each."""
-    consumer = make_consumer(kafka, group)
+    consumer = native_consumer(kafka, group)
     consumer.subscribe([topic])
 
     def poll() -> list[bytes]:
@@ -166,7 +165,7 @@ def confluent_options(kafka: KafkaSettings) -> dict[str, Any]:
 def paced_produce(kafka: KafkaSettings, topic: str, records: Sequence[BenchRecord],
                   rate: float, tick: Tick) -> tuple[dict[bytes, int], float]:
     """Send at ``rate`` records/s, each stamped with its send time (ns since the epoch)."""
-    producer = make_producer(kafka)
+    producer = native_producer(kafka)
     producer.partitions_for(topic)
     sent: dict[bytes, int] = {}
     try:
@@ -231,9 +230,9 @@ def topic_timestamps(kafka: KafkaSettings, topic: str, count: int) -> tuple[list
 
 
 def message_count(kafka: KafkaSettings, topic: str) -> int:
-    consumer = make_consumer(kafka, None)
+    consumer = native_consumer(kafka, None)
     try:
-        return int(sum(consumer.end_offsets(partitions_of(consumer, [topic])).values()))
+        return int(sum(consumer.end_offsets(native_partitions_of(consumer, [topic])).values()))
     finally:
         consumer.close()
 
@@ -262,7 +261,7 @@ def ensure_topics(kafka: KafkaSettings, plans: Sequence[TopicPlan]) -> None:
     """Create the topics and wait until the broker's metadata lists them, so no client
     (nor the daemon, which backs off a whole second) starts on a topic it cannot see."""
     create_topics(kafka, plans)
-    consumer = make_consumer(kafka, None)
+    consumer = native_consumer(kafka, None)
     try:
         deadline = time.monotonic() + _TOPIC_WAIT_S
         while not all(consumer.partitions_for_topic(plan.name) for plan in plans):
@@ -277,8 +276,8 @@ def ensure_topics(kafka: KafkaSettings, plans: Sequence[TopicPlan]) -> None:
 def assigned_from_start(kafka: KafkaSettings, topic: str, **extra: Any) -> KafkaConsumer:
     """A group-less consumer on every partition of ``topic`` from the beginning, its
     positions resolved (so nothing produced from now on is read late)."""
-    consumer = make_consumer(kafka, None, **extra)
-    partitions = partitions_of(consumer, [topic])
+    consumer = native_consumer(kafka, None, **extra)
+    partitions = native_partitions_of(consumer, [topic])
     consumer.assign(partitions)
     consumer.seek_to_beginning()
     for partition in partitions:

@@ -17,11 +17,9 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
 from consumers.kafka.clients import make_consumer
-from consumers.kafka.sources import partitions_of, probe, to_message
+from consumers.kafka.gateway import ClientError, Consumer, TopicPartition
+from consumers.kafka.sources import partitions_of, probe
 from consumers.oracle.desk.state import DeskState
 from consumers.settings import KafkaSettings
 from stream_al.auth import RequestSigner
@@ -61,31 +59,30 @@ def read_topics(kafka: KafkaSettings, topics: TopicNames, state: DeskState,
                 if time.monotonic() >= next_probe:
                     _probe(consumer, list(ends), state)
                     next_probe = time.monotonic() + _PROBE_S
-            except KafkaError as error:
+            except ClientError as error:
                 state.set_problem(f"Kafka: {error}; retrying")
                 stop.wait(_RETRY_S)
     finally:
         consumer.close()
 
 
-def _assign(consumer: KafkaConsumer, names: list[str], state: DeskState,
+def _assign(consumer: Consumer, names: list[str], state: DeskState,
             stop: threading.Event) -> dict[TopicPartition, int] | None:
     """Assign every partition and seek to the start; the end offsets to catch up to."""
     while not stop.is_set():
         try:
             partitions = partitions_of(consumer, names)
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
+            consumer.assign(dict.fromkeys(partitions))  # each from its beginning
             ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
             return ends
-        except (BrokerUnavailable, KafkaError) as error:
+        except (BrokerUnavailable, ClientError) as error:
             state.set_problem(f"waiting for the topics: {error}")
             log.warning("desk: %s", error)
             stop.wait(_RETRY_S)
     return None
 
 
-def _probe(consumer: KafkaConsumer, partitions: list[TopicPartition], state: DeskState
+def _probe(consumer: Consumer, partitions: list[TopicPartition], state: DeskState
            ) -> None:
     try:
         probe(consumer, partitions, _PROBE_TIMEOUT_MS)
@@ -99,24 +96,22 @@ def _probe(consumer: KafkaConsumer, partitions: list[TopicPartition], state: Des
     state.set_kafka_reachable(True)
 
 
-def _poll_once(consumer: KafkaConsumer, topics: TopicNames, state: DeskState,
+def _poll_once(consumer: Consumer, topics: TopicNames, state: DeskState,
                poll_ms: int, signer: RequestSigner | None = None) -> None:
-    batches = consumer.poll(timeout_ms=poll_ms)
+    messages = consumer.poll(poll_ms)
     now = datetime.now(UTC)
-    for partition, records in batches.items():
-        for record in records:
-            message = to_message(record)
-            if partition.topic == topics.requests:
-                if signer is not None and not signer.verify(message):
-                    state.read_forged_request(message.where)
-                    continue
-                state.read_request(message.value or b"", message.where, now)
-            elif partition.topic == topics.labels:
-                state.read_label(message.value or b"", message.where)
-            else:
-                # The broker's append time, not the claim's own: a claim cannot be
-                # made to start in the future (and so last past its lease).
-                state.read_claim(message.value or b"", message.where, _append_time(message))
+    for message in messages:
+        if message.topic == topics.requests:
+            if signer is not None and not signer.verify(message):
+                state.read_forged_request(message.where)
+                continue
+            state.read_request(message.value or b"", message.where, now)
+        elif message.topic == topics.labels:
+            state.read_label(message.value or b"", message.where)
+        else:
+            # The broker's append time, not the claim's own: a claim cannot be
+            # made to start in the future (and so last past its lease).
+            state.read_claim(message.value or b"", message.where, _append_time(message))
     state.expire(now)
 
 
@@ -126,5 +121,5 @@ def _append_time(message: Message) -> datetime | None:
     return datetime.fromtimestamp(message.timestamp_ms / 1000, tz=UTC)
 
 
-def _reached(consumer: KafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+def _reached(consumer: Consumer, ends: Mapping[TopicPartition, int]) -> bool:
     return all(consumer.position(partition) >= end for partition, end in ends.items())

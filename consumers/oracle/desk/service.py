@@ -18,9 +18,9 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from consumers.kafka.gateway import ClientError
 from consumers.kafka.sink import KafkaSink
 from consumers.kafka.topics import claims_plan, create_topics
 from consumers.oracle.desk.cards import JSON
@@ -138,7 +138,7 @@ class DeskService:
         again, and the wait announced is one bootstrap)."""
         try:
             create_topics(self.settings.kafka, [claims_plan(name)])
-        except KafkaError as error:  # refused (ACLs …): the desk can still read and answer
+        except ClientError as error:  # refused (ACLs …): the desk can still read and answer
             log.warning("could not create the claim topic %s (%s); waiting for it", name, error)
 
     def _send(self, message: OracleLabel) -> None:
