@@ -22,6 +22,7 @@ from stream_al import uncertainty as measures
 from stream_al.budget import BudgetConfig, BudgetManager
 from stream_al.class_prior import ClassPrior
 from stream_al.codec import encode
+from stream_al.diversity import RecentQueries
 from stream_al.errors import Refused
 from stream_al.evaluation import ModelScores, Window
 from stream_al.features import FeatureConfig, Features, extract
@@ -149,6 +150,8 @@ class ModelPolicy:
     prior: ClassPrior | None = None
     #: How often each measurement has a value in this model's records (None: as above).
     presence: Presence | None = None
+    #: The model's last queries, for ``gate.diversity`` (None while it is off).
+    recent: RecentQueries | None = None
 
 
 class Learner:
@@ -235,11 +238,14 @@ class Learner:
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
         novelty = policy.novelty.score_then_learn(measured_only(x)) if policy.novelty else None
         shown = _top(proba, self.config.limits.prediction_top_k)
-        reason, skipped = self._choose(model_key, policy, u, novelty, now,
+        reason, skipped = self._choose(model_key, policy, self._diverse(policy, u, x),
+                                       novelty, now,
                                        fits=lambda: self._request_fits(record),
                                        informative=self._measured_share(policy, record)
                                        >= self.config.min_measured_share)
         request = self._request(record, model_key, reason, u, shown, predicted, now, x)
+        if request is not None and policy.recent is not None:
+            policy.recent.remember(x)
         inline = self._inline(record, model_key, policy, predicted, x)
         prediction = Prediction(
             record_id=record.record_id, model_key=model_key, predicted=predicted, proba=shown,
@@ -248,6 +254,16 @@ class Learner:
             model_version=entry.version, ts=now,
         )
         return Decision(model_key, prediction, request, novelty, inline, skipped)
+
+    def _diverse(self, policy: ModelPolicy, u: float, x: Features) -> float:
+        """u as the gate sees it: discounted by how like the last queries the record is."""
+        delta = self.config.gate.diversity
+        if not delta:
+            return u
+        if policy.recent is None:
+            policy.recent = RecentQueries()
+        policy.recent.observe(x)
+        return u * (1.0 - delta * policy.recent.nearness(x))
 
     def _measured_share(self, policy: ModelPolicy, record: Record) -> float:
         """The share of a parametric record's usual values it has (1.0 for transactions):

@@ -73,6 +73,10 @@ class GateConfig(BaseModel):
     novelty_rate: float = Field(
         0.05, gt=0, lt=1, description="hybrid: share of affordable records on which novelty "
         "alone may trigger a query (the rest of the budget follows uncertainty)")
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="δ: the gate sees u × (1 − δ · nearness), nearness "
+        "in (0, 1] saying how like the model's last queries a record is (stream_al/"
+        "diversity.py); 0 ignores it")
     novelty: NoveltyName = Field(
         "principal", description="hybrid: the novelty detector: principal (distance along "
         "the principal axes of the measurements) or half_space (River's Half-Space Trees)")
