@@ -108,6 +108,8 @@ def test_the_daemon_says_so_and_keeps_retrying(address: str, tmp_path: Path) -> 
         _, rest = daemon.communicate(timeout=30)
     finally:
         daemon.kill()
+        daemon.wait()  # reaped here, or its Popen warns in whichever test runs next
+        daemon.stderr.close()
     lines += rest.splitlines()
     assert daemon.returncode == 0, "\n".join(lines)
     assert _announced(address, DAEMON_TIMEOUT_MS) in lines
