@@ -7,7 +7,7 @@ settings, for the benchmarks that measure kafka-python itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -260,17 +260,27 @@ class KafkaPythonConsumer:
 
     def end_offsets(self, partitions: Sequence[TopicPartition],
                     timeout_ms: int | None = None) -> dict[TopicPartition, int]:
-        with _speaking():
-            ends = self.native.end_offsets([NativePartition(*tp) for tp in partitions],
-                                           timeout_ms=timeout_ms)
-        return {TopicPartition(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+        return self._list_offsets(self.native.end_offsets, partitions, timeout_ms)
 
     def beginning_offsets(self, partitions: Sequence[TopicPartition],
                           timeout_ms: int | None = None) -> dict[TopicPartition, int]:
+        return self._list_offsets(self.native.beginning_offsets, partitions, timeout_ms)
+
+    def _list_offsets(self, ask: Callable[..., Mapping[Any, int]],
+                      partitions: Sequence[TopicPartition],
+                      timeout_ms: int | None) -> dict[TopicPartition, int]:
+        # kafka-python 3.0 leaves out, without retrying, a partition whose leader its
+        # metadata lacks (a topic this client has not read yet), and then raises KeyError
+        # for it: load each topic's metadata first, and take a miss for an outage.
         with _speaking():
-            starts = self.native.beginning_offsets([NativePartition(*tp) for tp in partitions],
-                                                   timeout_ms=timeout_ms)
-        return {TopicPartition(tp.topic, tp.partition): int(at) for tp, at in starts.items()}
+            for topic in {tp.topic for tp in partitions}:
+                self.native.partitions_for_topic(topic)
+            try:
+                found = ask([NativePartition(*tp) for tp in partitions], timeout_ms=timeout_ms)
+            except KeyError as missing:
+                raise ClientError(f"no offsets for {missing.args[0]} yet: its leader is not "
+                                  "known to this client", retriable=True) from missing
+        return {TopicPartition(tp.topic, tp.partition): int(at) for tp, at in found.items()}
 
     def commit(self, offsets: Mapping[TopicPartition, int], *, asynchronous: bool,
                timeout_ms: int | None = None) -> None:
