@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from consumers.cli import Cli
+from consumers.settings import KafkaClient
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +34,9 @@ def register(cli: Cli) -> None:
         bootstrap_servers: Annotated[str | None, typer.Option(
             help="host:port list of a broker to use (never stopped); default: start a "
                  "local Apache Kafka and stop it after")] = None,
+        client: Annotated[KafkaClient, typer.Option(
+            help="kafka.client of the daemon and of the soak's own clients")]
+        = "kafka-python",
         out: Annotated[Path, typer.Option(help="results as JSON")]
         = Path("bench-results/soak.json"),
         plot: Annotated[Path | None, typer.Option(help="throughput and RSS PNG")]
@@ -52,7 +56,7 @@ def register(cli: Cli) -> None:
             minutes=minutes, rate=rate, kill_every_s=kill_every or None,
             broker_stop_every_s=broker_stop_every or None, broker_down_s=broker_down,
             label_burst_every_s=label_burst_every, stall_s=stall,
-            bootstrap_servers=bootstrap_servers, out=out, plot=plot)
+            bootstrap_servers=bootstrap_servers, client=client, out=out, plot=plot)
         console = wide_console()
         _log_warnings(console)
         try:

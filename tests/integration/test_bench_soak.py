@@ -11,21 +11,26 @@ from kafka.admin import KafkaAdminClient
 from typer.testing import CliRunner
 
 from consumers.cli import build_cli
+from tests.clients_support import CLIENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_a_minute_with_a_kill_loses_nothing_and_never_stalls(
-        kafka_bootstrap: str, kafka_admin: KafkaAdminClient, tmp_path: Path) -> None:
+        kafka_bootstrap: str, kafka_client: str, kafka_admin: KafkaAdminClient,
+        tmp_path: Path) -> None:
     out, plot = tmp_path / "soak.json", tmp_path / "soak.png"
     done = CliRunner().invoke(build_cli(), [
         "bench", "soak", "--minutes", "1", "--rate", "50", "--kill-every", "25",
         "--label-burst-every", "10", "--bootstrap-servers", kafka_bootstrap,
+        "--client", kafka_client,
         "--out", str(out), "--plot", str(plot)])
     result = json.loads(out.read_text(encoding="utf-8"))
 
     assert done.exit_code == 0, (done.output, result["verdict"])
     assert result["verdict"] == {"ok": True, "reasons": []}
+    assert result["client"] == kafka_client
     assert result["restarts"]["kills"] == 1 and result["restarts"]["broker_stops"] == 0
     assert result["restarts"]["unexpected_exits"] == []
     predictions, labels = result["predictions"], result["labels"]

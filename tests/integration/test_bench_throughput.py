@@ -27,7 +27,7 @@ RECORDS = 400
 ROUNDS = 2
 #: The arms that need the [bench] extra (scripts/test installs it, so CI runs them).
 CONFLUENT_ARMS = ("producer.confluent", "consumer.confluent.raw", "consumer.confluent.decoded",
-                  "peer.confluent")
+                  "peer.confluent", "daemon.logistic.confluent")
 
 
 def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
@@ -66,8 +66,12 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
         for name in run:
             assert arms[name]["records"] == RECORDS, name
             assert arms[name]["records_per_s"] > 0, name
-        for template in ("logistic", "arf"):
-            daemon = arms[f"daemon.{template}"]
+        daemons = [f"daemon.{t}" for t in ("logistic", "arf")] + [
+            n for n in run if n == "daemon.logistic.confluent"]
+        for name in daemons:
+            daemon = arms[name]
+            assert daemon["client"] == ("confluent" if name.endswith("confluent")
+                                        else "kafka-python")
             assert daemon["predictions"] == daemon["distinct_record_ids"] == RECORDS
             assert daemon["predicted"] + daemon["queried"] == RECORDS
             assert daemon["dead_letters"] == 0

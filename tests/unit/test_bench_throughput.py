@@ -122,16 +122,20 @@ def test_the_bench_ratios_and_the_design_target_come_from_paired_rounds() -> Non
     rounds: list[dict[str, float | None]] = [
         {"daemon.logistic": 10_000.0, "daemon.arf": 2_000.0, "peer.quix": 20_000.0,
          "peer.confluent": 25_000.0, "consumer.kafka_python.decoded": 20_000.0,
-         "producer.kafka_python": 12_500.0},
+         "producer.kafka_python": 12_500.0, "daemon.logistic.confluent": 30_000.0},
         {"daemon.logistic": 9_000.0, "daemon.arf": 1_000.0, "peer.quix": 15_000.0,
          "peer.confluent": None, "consumer.kafka_python.decoded": 30_000.0,
-         "producer.kafka_python": 45_000.0}]
+         "producer.kafka_python": 45_000.0, "daemon.logistic.confluent": 18_000.0}]
     at = round_ratios(rounds, ["logistic", "arf"])
     assert at["bare_decoded_records_per_s"]["median"] == pytest.approx(25_000.0)
     assert at["logistic_vs_bare_decoded"]["per_round"] == pytest.approx([0.5, 0.3])
     assert at["arf_vs_bare_decoded"]["per_round"] == pytest.approx([0.1, 1 / 30])
     assert at["daemon_vs_quix_peer"]["per_round"] == pytest.approx([0.5, 0.6])
     assert at["daemon_vs_confluent_peer"]["per_round"] == [pytest.approx(0.4), None]
+    # The same daemon on the other client, paired with its kafka-python run and the peers.
+    assert at["daemon_confluent_vs_daemon"]["per_round"] == pytest.approx([3.0, 2.0])
+    assert at["daemon_confluent_vs_quix_peer"]["per_round"] == pytest.approx([1.5, 1.2])
+    assert at["daemon_confluent_vs_confluent_peer"]["per_round"] == [pytest.approx(1.2), None]
     # min(consume, produce): the producer in round 1, the consumer in round 2.
     assert at["daemon_vs_min_consume_produce"]["per_round"] == pytest.approx([0.8, 0.3])
     assert at["daemon_vs_bare_decoded"]["median"] == pytest.approx(0.4)
@@ -335,8 +339,8 @@ def test_arms_run_limits_then_daemon_beside_peers_and_skip_what_is_not_installed
         assert every == ["producer.kafka_python", "producer.confluent",
                          "consumer.kafka_python.raw", "consumer.kafka_python.decoded",
                          "consumer.confluent.raw", "consumer.confluent.decoded",
-                         "daemon.logistic", "peer.quix", "peer.confluent", "daemon.arf",
-                         "inmemory.logistic", "inmemory.arf"]
+                         "daemon.logistic", "daemon.logistic.confluent", "peer.quix",
+                         "peer.confluent", "daemon.arf", "inmemory.logistic", "inmemory.arf"]
         assert none == {}
     monkeypatch.setitem(sys.modules, "quixstreams", None)  # find_spec: not installed
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
@@ -345,5 +349,6 @@ def test_arms_run_limits_then_daemon_beside_peers_and_skip_what_is_not_installed
                     "consumer.kafka_python.decoded", "daemon.logistic", "daemon.arf",
                     "inmemory.logistic", "inmemory.arf"]
     assert set(skipped) == {"producer.confluent", "consumer.confluent.raw",
-                            "consumer.confluent.decoded", "peer.quix", "peer.confluent"}
+                            "consumer.confluent.decoded", "peer.quix", "peer.confluent",
+                            "daemon.logistic.confluent"}
     assert all(reason.endswith(BENCH_EXTRA) for reason in skipped.values())

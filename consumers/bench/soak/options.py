@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consumers.settings import KafkaClient
 from stream_al.errors import StreamAlError
 from stream_al.models import TemplateName
 
@@ -42,6 +43,8 @@ class SoakOptions:
     budget: float = 0.1
     template: TemplateName = "logistic"
     bootstrap_servers: str | None = None
+    #: ``kafka.client`` of the daemon and of the soak's own producer, oracle and watcher.
+    client: KafkaClient = "kafka-python"
     out: Path = Path("bench-results/soak.json")
     plot: Path | None = Path("bench-results/soak.png")
     seed: int = 7

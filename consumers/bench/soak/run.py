@@ -71,6 +71,7 @@ def run_soak(options: SoakOptions, console: Console) -> Row:
                     delete_topics(soak.kafka, soak.run_id)
     finally:
         broker.close()
+    result["client"] = options.client
     result["machine"] = machine(broker.description, load_before, os.getloadavg())
     result["code"] = code_version()
     options.out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,8 @@ class Soak:
                  console: Console) -> None:
         self.options, self.broker, self.console = options, broker, console
         self.kafka = KafkaSettings.model_validate({"bootstrap_servers": broker.bootstrap,
-                                                   "client_id": "stream-al-soak"})
+                                                   "client_id": "stream-al-soak",
+                                                   "client": options.client})
         self.run_id = f"soak-{uuid.uuid4().hex[:8]}"
         self.topics = bench_topics(f"{self.run_id}.parametric", self.run_id)
         self.settings: Settings = daemon_settings(

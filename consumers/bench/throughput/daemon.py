@@ -49,7 +49,7 @@ from consumers.bench.throughput.options import (
 from consumers.kafka.kafka_python import native_consumer, native_partitions_of
 from consumers.kafka.topics import topic_plan
 from consumers.oracle.simulate import run_oracle
-from consumers.settings import KafkaSettings, Settings
+from consumers.settings import KafkaClient, KafkaSettings, Settings
 from stream_al.models import TemplateName
 from stream_al.oracle import SimulatedOracle
 
@@ -60,19 +60,23 @@ _DRAIN_S = 60.0
 
 def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
                records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
-               tick: Tick, attempt: int = 1, round_: int = 1) -> Row:
+               tick: Tick, attempt: int = 1, round_: int = 1,
+               client: KafkaClient = "kafka-python") -> Row:
     """``stream-al run`` from the beginning of ``topic`` until it has predicted every record;
     the rate comes from the predictions' own timestamps (set when the daemon sent them).
-    The oracle's thread runs in this process: its CPU is not the daemon's."""
-    prefix = f"{topic}-{template}-r{round_}" + (f"-attempt{attempt}" if attempt > 1 else "")
+    The oracle's thread runs in this process: its CPU is not the daemon's. ``client`` is the
+    daemon's ``kafka.client``; the bench's own oracle and readers keep ``kafka``'s."""
+    prefix = f"{topic}-{template}-{client}-r{round_}" + (
+        f"-attempt{attempt}" if attempt > 1 else "")
     topics = bench_topics(topic, prefix)
     ensure_topics(kafka, topic_plan(topics, options.partitions))
     port = free_port()
-    settings = daemon_settings(kafka, topics, learner_config(template, options.budget),
-                               workdir / prefix, port)
+    settings = daemon_settings(kafka.model_copy(update={"client": client}), topics,
+                               learner_config(template, options.budget), workdir / prefix, port)
     truth = {r.record_id: r.truth for r in records}
     children_before = children_cpu_s()
-    with answering_oracle(settings, truth, options.oracle):
+    # The same oracle, on the bench's client, whichever client the daemon runs on.
+    with answering_oracle(settings.model_copy(update={"kafka": kafka}), truth, options.oracle):
         started = time.time()
         with running_daemon(settings, workdir, prefix) as daemon:
             steady_cpu = wait_for_messages(kafka, topics.predictions, len(records), tick,
@@ -80,7 +84,7 @@ def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
             seen = scrape(port)
     total_cpu = children_cpu_s() - children_before
     stamps, distinct = topic_timestamps(kafka, topics.predictions, len(records))
-    return {"template": template,
+    return {"template": template, "client": client,
             **rates(len(records), started, min(stamps) / 1000, max(stamps) / 1000),
             "predictions": len(stamps), "distinct_record_ids": distinct,
             "requests": message_count(kafka, topics.requests), **seen,

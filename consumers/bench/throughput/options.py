@@ -179,8 +179,9 @@ QUIX_PEER, CONFLUENT_PEER = "peer.quix", "peer.confluent"
 BENCH_EXTRA = "pip install -e '.[bench]'"
 
 
-def daemon_arm(template: str) -> str:
-    return f"daemon.{template}"
+def daemon_arm(template: str, client: str = "kafka-python") -> str:
+    """``daemon.logistic`` on kafka-python (the default client), ``daemon.logistic.confluent``."""
+    return f"daemon.{template}" if client == "kafka-python" else f"daemon.{template}.{client}"
 
 
 def interleaved(arms: Sequence[str], rounds: int) -> list[tuple[int, str]]:
@@ -253,6 +254,7 @@ def round_ratios(per_round: Sequence[Mapping[str, float | None]],
     (DESIGN §7's verdict on the median), and the target template's daemon over each peer
     and over min(consume, produce) of kafka-python. ``per_round``: arm → records/s."""
     daemon = daemon_arm(target_template)
+    on_confluent = daemon_arm(target_template, "confluent")
     per: Row = {f"{t}_vs_bare_decoded": paired_ratio(per_round, daemon_arm(t), [BARE_DECODED])
                 for t in templates}
     per.update({
@@ -260,7 +262,12 @@ def round_ratios(per_round: Sequence[Mapping[str, float | None]],
         "daemon_vs_confluent_peer": paired_ratio(per_round, daemon, [CONFLUENT_PEER]),
         "daemon_vs_bare_decoded": paired_ratio(per_round, daemon, [BARE_DECODED]),
         "daemon_vs_min_consume_produce": paired_ratio(per_round, daemon,
-                                                      [BARE_DECODED, PRODUCER])})
+                                                      [BARE_DECODED, PRODUCER]),
+        # The same daemon on confluent-kafka: the client choice, and the peer on it.
+        "daemon_confluent_vs_daemon": paired_ratio(per_round, on_confluent, [daemon]),
+        "daemon_confluent_vs_quix_peer": paired_ratio(per_round, on_confluent, [QUIX_PEER]),
+        "daemon_confluent_vs_confluent_peer": paired_ratio(per_round, on_confluent,
+                                                           [CONFLUENT_PEER])})
     measured = per["daemon_vs_bare_decoded"]["median"]
     return {"bare_decoded_records_per_s": spread(r.get(BARE_DECODED) for r in per_round),
             **per, "target": target, "target_template": target_template,

@@ -19,7 +19,11 @@ RATIO_NAMES = {"daemon_vs_quix_peer": "daemon / Quix Streams peer",
                "daemon_vs_confluent_peer": "daemon / confluent-kafka peer",
                "daemon_vs_bare_decoded": "daemon / bare kafka-python consumer, json.loads",
                "daemon_vs_min_consume_produce":
-                   "daemon / min(kafka-python consume json.loads, produce)"}
+                   "daemon / min(kafka-python consume json.loads, produce)",
+               "daemon_confluent_vs_daemon": "daemon on confluent-kafka / on kafka-python",
+               "daemon_confluent_vs_quix_peer": "daemon on confluent-kafka / Quix Streams peer",
+               "daemon_confluent_vs_confluent_peer":
+                   "daemon on confluent-kafka / confluent-kafka peer"}
 
 
 def rate_rows(result: Row) -> list[Row]:
@@ -64,8 +68,9 @@ def verdict(result: Row) -> str:
     met = "met" if ratios["target_met"] else "NOT met"
     lines = [f"DESIGN §7: the daemon with the {template} template runs at {measured:.2f} × "
              f"the bare decoding consumer (median of rounds, target ≥ {target:.2f}): {met}"]
-    for key in ("daemon_vs_quix_peer", "daemon_vs_confluent_peer"):
-        ratio = ratios[key]
+    for key in ("daemon_vs_quix_peer", "daemon_vs_confluent_peer",
+                "daemon_confluent_vs_daemon", "daemon_confluent_vs_quix_peer"):
+        ratio = ratios.get(key, {"median": None})  # results from before the confluent arm
         if ratio["median"] is not None:
             lines.append(f"{RATIO_NAMES[key]}: {ratio['median']:.2f} × "
                          f"({ratio['min']:.2f}–{ratio['max']:.2f}, {ratio['n']} rounds)")

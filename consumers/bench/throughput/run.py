@@ -59,7 +59,7 @@ from consumers.bench.throughput.options import (
 )
 from consumers.bench.throughput.peers import PeerKind, missing, peer_run
 from consumers.kafka.topics import TopicPlan, delete_topics
-from consumers.settings import KafkaSettings
+from consumers.settings import KafkaClient, KafkaSettings
 from stream_al import __version__
 from stream_al.learner import LearnerConfig
 from stream_al.models import TemplateName
@@ -201,6 +201,13 @@ def bench_arms(kafka: KafkaSettings, run_id: str, topic: str, records: Sequence[
         arms.append(Arm(daemon_arm(template), f"daemon, {template}", _daemon_body(
             kafka, topic, template, records, options, workdir)))
         if template == beside:
+            on_confluent = daemon_arm(template, "confluent")
+            if no_confluent:
+                skipped[on_confluent] = no_confluent
+            else:
+                arms.append(Arm(on_confluent, f"daemon, {template}, confluent-kafka",
+                                _daemon_body(kafka, topic, template, records, options,
+                                             workdir, "confluent")))
             arms.extend(peers)
     for template in options.templates:
         arms.append(Arm(f"inmemory.{template}", f"in-memory pipeline, {template}", partial(
@@ -236,9 +243,10 @@ def _peer_body(kafka: KafkaSettings, topic: str, kind: PeerKind,
 
 def _daemon_body(kafka: KafkaSettings, topic: str, template: TemplateName,
                  records: Sequence[BenchRecord], options: ThroughputOptions,
-                 workdir: Path) -> Callable[[int, Tick], Row]:
+                 workdir: Path, client: KafkaClient = "kafka-python"
+                 ) -> Callable[[int, Tick], Row]:
     return lambda round_, tick: _daemon_run_retried(kafka, topic, template, records, options,
-                                                    workdir, tick, round_)
+                                                    workdir, tick, round_, client)
 
 
 def _inmemory_body(records: Sequence[BenchRecord], config: LearnerConfig, answer: bool,
@@ -248,18 +256,19 @@ def _inmemory_body(records: Sequence[BenchRecord], config: LearnerConfig, answer
 
 def _daemon_run_retried(kafka: KafkaSettings, topic: str, template: TemplateName,
                         records: Sequence[BenchRecord], options: ThroughputOptions,
-                        workdir: Path, tick: Tick, round_: int = 1) -> Row:
+                        workdir: Path, tick: Tick, round_: int = 1,
+                        client: KafkaClient = "kafka-python") -> Row:
     """A stalled daemon (see DaemonStalled) is kept on record, its thread dump saved beside
     the results, and the run repeated once on fresh topics."""
     stalls: list[str] = []
     for attempt in (1, 2):
         try:
             run = daemon_run(kafka, topic, template, records, options, workdir, tick, attempt,
-                             round_)
+                             round_, client)
             return {**run, "stalled_attempts": stalls}
         except DaemonStalled as stall:
             kept = options.out.with_name(
-                f"{options.out.stem}-{template}-r{round_}-stall{attempt}.log")
+                f"{options.out.stem}-{template}-{client}-r{round_}-stall{attempt}.log")
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(stall.log, kept)
             if attempt == 2:
