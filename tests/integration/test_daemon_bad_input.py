@@ -20,9 +20,12 @@ from stream_al.codec import decode_prediction, encode
 from stream_al.features import extract
 from stream_al.learner import LearnerConfig
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
+from tests.clients_support import CLIENTS
 from tests.daemon_support import DaemonProc, Harness, floor, total, wait_until
 
-pytestmark = pytest.mark.integration
+# Every test here runs on each Kafka client.
+pytestmark = [pytest.mark.integration,
+              pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 CODEC_LIMIT = 1_000_000  # stream_al.codec.MAX_BYTES
 DEAD_LETTER_KEEP = 262_144  # learner.limits.max_dead_letter_payload_bytes

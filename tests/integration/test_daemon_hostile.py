@@ -19,9 +19,12 @@ import pytest
 from stream_al.auth import HEADER
 from stream_al.codec import decode_prediction, encode
 from stream_al.records import DeadLetter, OracleRequest, ParametricRecord, query_id_for
+from tests.clients_support import CLIENTS
 from tests.daemon_support import DaemonProc, Harness, floor, total, wait_until
 
-pytestmark = pytest.mark.integration
+# Every test here runs on each Kafka client.
+pytestmark = [pytest.mark.integration,
+              pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 ALWAYS: dict[str, Any] = {"budget": {"fraction": 1.0, "audit_fraction": 0.0},
                           "gate": {"strategy": "fixed", "threshold": 0.0}}

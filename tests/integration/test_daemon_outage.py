@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from consumers.kafka_local import LocalKafka
+from tests.clients_support import CLIENTS
 from tests.daemon_support import (
     BUDGETED,
     Harness,
@@ -23,7 +24,9 @@ from tests.daemon_support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Every test here runs on each Kafka client.
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 OUTAGE_S = 20.0
 RECORDS = 6_000

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients_support import CLIENTS
 from tests.daemon_support import BUDGETED, Harness, assert_same_models, floor, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Every test here runs on each Kafka client.
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 RECORDS = 9_000
 

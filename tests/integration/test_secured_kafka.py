@@ -27,6 +27,7 @@ from consumers.kafka_local import LocalKafka, reap_orphans
 from consumers.kafka_local.acls import floor_grants, grant, in_force
 from stream_al.codec import decode_prediction
 from stream_al.topics import TopicNames
+from tests.clients_support import CLIENTS
 from tests.daemon_support import STREAM_AL, DaemonProc, Harness, Proc, total, wait_until
 from tests.secured_kafka_support import (
     DAEMON_GROUP,
@@ -84,9 +85,10 @@ def floor(secured: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Topi
 
 
 @pytest.fixture
-def harness(secured: LocalKafka, floor: TopicNames, tmp_path: Path) -> Iterator[Harness]:
+def harness(secured: LocalKafka, floor: TopicNames, tmp_path: Path,
+            kafka_client: str) -> Iterator[Harness]:
     """Kills every process the test started, on failure too."""
-    with Harness(secured.bootstrap, floor, DAEMON_GROUP, tmp_path) as harness:
+    with Harness(secured.bootstrap, floor, DAEMON_GROUP, tmp_path, kafka_client) as harness:
         yield harness
     for proc in harness.procs:  # pytest shows what a teardown printed only on failure
         print(f"--- tail of {proc.log} ---\n{proc.output()[-4000:]}")
@@ -103,6 +105,7 @@ def config(secured: LocalKafka, principal: str, harness: Harness, **sections: An
                                 **sections))
 
 
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_the_loop_closes_with_a_principal_per_role(secured: LocalKafka, harness: Harness
                                                    ) -> None:
     topics, admin = harness.topics, secured.client_options()
