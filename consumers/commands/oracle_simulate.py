@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from consumers.cli import Cli
 from consumers.commands import _options as shared
+from consumers.stopping import StopRequest
 
 
 def register(cli: Cli) -> None:
@@ -47,9 +47,8 @@ def register(cli: Cli) -> None:
             oracle = make_oracle(delay, noise, per_minute, seed, labeler, truth)
         except ValueError as error:
             shared.fail("oracle simulate", error)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop = StopRequest()
+        stop.install(signal.SIGTERM, signal.SIGINT)
         from consumers.kafka.reach import EXIT_NO_BROKER
         from stream_al.errors import BrokerUnavailable
 

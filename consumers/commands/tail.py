@@ -4,7 +4,6 @@ would, without writing a consumer (and without joining the daemon's group)."""
 from __future__ import annotations
 
 import signal
-import threading
 from enum import StrEnum
 from typing import Annotated
 
@@ -12,6 +11,7 @@ import typer
 
 from consumers.cli import Cli
 from consumers.commands import _options as shared
+from consumers.stopping import StopRequest
 
 
 class Family(StrEnum):
@@ -56,9 +56,8 @@ def register(cli: Cli) -> None:
                                 "not name their model")
         settings = shared.settings_or_exit("tail", config, bootstrap_servers)
         topic = getattr(settings.topics, name)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop = StopRequest()
+        stop.install(signal.SIGTERM, signal.SIGINT)
         # highlight off: rich would colour numbers and URLs inside untrusted text.
         console = Console(highlight=False, soft_wrap=True)
         announce(settings.kafka)

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import FrameType
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 
@@ -31,6 +29,7 @@ from consumers.daemon.retention import RestoreGap, restore_gaps
 from consumers.kafka.gateway import ClientError, TopicPartition
 from consumers.kafka.reach import announce
 from consumers.settings import Settings
+from consumers.stopping import StopRequest
 from stream_al.errors import BrokerUnavailable, StateDirError, StreamAlError
 from stream_al.learner import Learner
 from stream_al.loop import step
@@ -57,7 +56,7 @@ class Daemon:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.store = CheckpointStore(settings.state_dir, settings.checkpoint.key)
-        self.stop_requested = threading.Event()
+        self.stop_requested = StopRequest()
         self._last_step = time.monotonic()
         self.pipeline: Pipeline | None = None
         self.flushed: Offsets = {}
@@ -113,18 +112,16 @@ class Daemon:
                                   "(%r): check the settings and the ACLs", error)
                     self._recover(error, backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            if (signum := self.stop_requested.signalled) is not None:
+                log.info("signal %d: finishing the batch in hand, then checkpointing", signum)
             self._shutdown()
         finally:
             self.http.stop()
         return 0
 
-    def request_stop(self, signum: int, frame: FrameType | None = None) -> None:
-        log.info("signal %d: finishing the batch in hand, then checkpointing", signum)
-        self.stop_requested.set()
-
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        # The handler only records the signal (see consumers.stopping): the loop says so.
+        self.stop_requested.install(signal.SIGTERM, signal.SIGINT)
 
     def liveness(self) -> tuple[bool, list[str]]:
         """Alive while the loop keeps turning. kafka-python 3.0.12 has been seen to hang in

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Literal
 
 from rich.console import Console
@@ -49,6 +48,7 @@ from consumers.produce.tabular.source import (
     product_problem,
 )
 from consumers.settings import KafkaSettings
+from consumers.stopping import StopRequest
 from stream_al.errors import BrokerUnavailable
 
 FileFormat = Literal["auto", "stdf", "csv", "jsonl"]
@@ -120,7 +120,7 @@ class Producer:
                  seen_parts: SeenParts | None = None) -> None:
         self.sink, self.options, self.console = sink, options, console
         self.totals = Totals()
-        self.stop = threading.Event()
+        self.stop = StopRequest()
         self._pacer = Pacer(options.rate)
         # Across the files of the run, and of earlier runs when kept in the state dir.
         self._seen_parts = SeenParts() if seen_parts is None else seen_parts
@@ -312,16 +312,12 @@ def summary_notes(totals: Totals) -> list[str]:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: StopRequest) -> Iterator[None]:
     """SIGINT and SIGTERM ask for a clean stop (after the record in hand), nothing more."""
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers
         return
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, stop.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

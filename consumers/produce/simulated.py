@@ -10,7 +10,6 @@ such records as inline-labelled and, by default, does not learn from them.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
 from itertools import count, islice
 
@@ -22,6 +21,7 @@ from consumers.produce.items import Item, Parsed
 from consumers.produce.publish import DryRunSink, KafkaRecordSink, Pacer, Sink, publish_items
 from consumers.produce.run import EXIT_OK, EXIT_PROBLEMS, say_no_broker, stop_on_signals
 from consumers.settings import KafkaSettings
+from consumers.stopping import StopRequest
 from stream_al.errors import BrokerUnavailable
 from stream_al.simulate.floor import FloorConfig, FloorSimulator
 
@@ -53,7 +53,7 @@ def run_simulated(records: int, seed: int, rate: float, topic: str, kafka: Kafka
     except BrokerUnavailable as error:
         say_no_broker(console, error)
         return EXIT_NO_BROKER
-    stop = threading.Event()
+    stop = StopRequest()
     columns = (TextColumn("simulated devices"), BarColumn(), MofNCompleteColumn())
     with stop_on_signals(stop), Progress(*columns, console=console) as progress:
         task = progress.add_task("devices", total=records or None)
