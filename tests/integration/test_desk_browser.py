@@ -403,7 +403,14 @@ def test_twenty_answers_in_a_row_each_bring_the_next_card_before_the_next_key(
             pressed = ann.evaluate("performance.now()")
             ann.keyboard.press("1")  # fail
             # The next card, before the next key: a card that never comes fails here.
-            ann.wait_for_selector(f"#card:not([data-query-id='{shown}'])", timeout=30_000)
+            try:
+                ann.wait_for_selector(f"#card:not([data-query-id='{shown}'])", timeout=30_000)
+            except Exception as stuck:  # what the page and the desk held when it stuck
+                state = ann.evaluate("fetch('/api/state').then(r => r.text())")
+                raise AssertionError(f"after answering {shown} (answer {len(answered) + 1}) "
+                                     f"the page still shows "
+                                     f"{ann.get_attribute('#card', 'data-query-id')}; "
+                                     f"/api/state: {state[:3000]}") from stuck
             upcoming = ann.get_attribute("#card", "data-query-id")
             appeared = ann.evaluate(
                 "(id) => window.__cards.find(([q, t]) => q === id)[1]", upcoming)

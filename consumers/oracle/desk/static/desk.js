@@ -14,7 +14,7 @@ const KAFKA_DOWN = "Kafka unreachable: answers cannot be sent";
 const LABEL_COLOURS = ["#d92d20", "#12b76a", "#7a5af8", "#f79009", "#0ba5ec", "#ee46bc",
   "#667085", "#854a0e", "#155b75"];
 let current = null;   // the card on screen
-let busy = false;     // an answer is on its way: ignore further keys
+let busy = false;     // a request is on its way: skip and take wait for it
 let csrf = "";        // this session's token, sent with every change
 let shownVersion = -1; // the server version of the view on screen
 let shownInstance = null; // which desk process made it
@@ -343,11 +343,24 @@ async function refresh() {
   else toLogin(response);
 }
 
-async function send(label) {
-  if (!current || busy) return;
+// Answers go one after another. The next card can reach the screen (by the live stream)
+// while the previous answer's reply is still being read: a key pressed on it then is
+// queued behind that answer, not dropped (the engineer saw the card, so the key counts).
+let answers = Promise.resolve();
+const answering = new Set();  // cards whose answer is on its way: a second key is a repeat
+
+function send(label) {
+  if (!current || answering.has(current.query_id)) return;
+  const queryId = current.query_id;
+  answering.add(queryId);
+  answers = answers.then(() => sendNow(queryId, label))
+                   .finally(() => answering.delete(queryId));
+}
+
+async function sendNow(queryId, label) {
   busy = true;
   try {
-    const [ok, reply] = await post("/api/label", { query_id: current.query_id, label });
+    const [ok, reply] = await post("/api/label", { query_id: queryId, label });
     toast(ok ? `${reply.query_id}: labelled ${reply.label}` : reply.error, !ok);
     if (ok && reply.view) render(reply.view);  // the next card, already claimed
     else await refresh();
