@@ -113,7 +113,7 @@ class Daemon:
                     self._recover(error, backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_S)
             if (signum := self.stop_requested.signalled) is not None:
-                log.info("signal %d: finishing the batch in hand, then checkpointing", signum)
+                log.info("signal %d: batch in hand done; checkpointing, then stopping", signum)
             self._shutdown()
         finally:
             self.http.stop()

@@ -14,7 +14,7 @@ const KAFKA_DOWN = "Kafka unreachable: answers cannot be sent";
 const LABEL_COLOURS = ["#d92d20", "#12b76a", "#7a5af8", "#f79009", "#0ba5ec", "#ee46bc",
   "#667085", "#854a0e", "#155b75"];
 let current = null;   // the card on screen
-let busy = false;     // a request is on its way: skip and take wait for it
+let busy = false;     // a request is on its way: skip and take are ignored meanwhile
 let csrf = "";        // this session's token, sent with every change
 let shownVersion = -1; // the server version of the view on screen
 let shownInstance = null; // which desk process made it
