@@ -85,11 +85,14 @@ class Connection:
         return list(self.consumer.assignment())
 
     def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the end of each assigned partition. The ends come from the
+        fetch responses the consumer already has; the broker is asked only for a
+        partition not fetched yet (a request queues behind the consumer's long poll)."""
         assigned = self.assignment()
-        if not assigned:
-            return {}
-        ends = self.consumer.end_offsets(assigned, timeout_ms=OFFSETS_TIMEOUT_MS)
-        return {tp: ends[tp] - self.consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS)
+        ends = {tp: end for tp in assigned if (end := self.consumer.highwater(tp)) is not None}
+        if unknown := [tp for tp in assigned if tp not in ends]:
+            ends |= self.consumer.end_offsets(unknown, timeout_ms=OFFSETS_TIMEOUT_MS)
+        return {tp: max(0, ends[tp] - self.consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS))
                 for tp in assigned}
 
     def commit_async(self, offsets: Mapping[TopicPartition, int]) -> None:

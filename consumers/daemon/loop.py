@@ -316,6 +316,10 @@ class Daemon:
             self._next_probe = time.monotonic() + _PROBE_EVERY_S
         counts = step(self.pipeline, connection.logs, connection.inputs, connection.sink,
                       datetime.now(UTC), self.settings.poll_max_records)
+        if counts.records or counts.labels:
+            # A poll that brought messages is a broker that answered: the probe is for
+            # a quiet one (a request behind the consumer's long poll costs up to its wait).
+            self._next_probe = time.monotonic() + _PROBE_EVERY_S
         self._labels_since_checkpoint += counts.labels
         self.progress.add(counts)
         if self.progress.due(time.monotonic()):

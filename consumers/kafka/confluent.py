@@ -449,6 +449,16 @@ class ConfluentConsumer:
         timeout = self._timeout_s if timeout_ms is None else timeout_ms / 1000
         return {tp: self._watermarks(tp, timeout)[0] for tp in partitions}
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        # cached: what librdkafka keeps from its fetch responses, no request. An uncached
+        # query waits behind the long-polling fetch on the same connection (up to
+        # fetch.wait.max.ms): asked per partition for the lag gauge, it idled the daemon.
+        with _speaking():
+            marks = self.native.get_watermark_offsets(_native(partition), cached=True)
+        if marks is None or marks[1] < 0:
+            return None
+        return int(marks[1])
+
     def _watermarks(self, partition: TopicPartition, timeout_s: float) -> tuple[int, int]:
         with _speaking():
             marks = self.native.get_watermark_offsets(_native(partition), timeout=timeout_s,

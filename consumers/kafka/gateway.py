@@ -107,6 +107,10 @@ class Consumer(Protocol):
     def end_offsets(self, partitions: Sequence[TopicPartition],
                     timeout_ms: int | None = None) -> dict[TopicPartition, int]: ...
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The end of an assigned ``partition`` as the last fetch response gave it, asking
+        the broker nothing; None until a fetch has answered (or once it is unassigned)."""
+
     def beginning_offsets(self, partitions: Sequence[TopicPartition],
                           timeout_ms: int | None = None) -> dict[TopicPartition, int]: ...
 

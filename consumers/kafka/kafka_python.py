@@ -20,7 +20,12 @@ from kafka import (
 )
 from kafka import TopicPartition as NativePartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    IllegalStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 
 from consumers.kafka.clients import (
     BOOTSTRAP_TIMEOUT_MS,
@@ -265,6 +270,13 @@ class KafkaPythonConsumer:
     def beginning_offsets(self, partitions: Sequence[TopicPartition],
                           timeout_ms: int | None = None) -> dict[TopicPartition, int]:
         return self._list_offsets(self.native.beginning_offsets, partitions, timeout_ms)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        try:
+            found = self.native.highwater(NativePartition(*partition))
+        except IllegalStateError:  # revoked since the caller read the assignment
+            return None
+        return None if found is None else int(found)
 
     def _list_offsets(self, ask: Callable[..., Mapping[Any, int]],
                       partitions: Sequence[TopicPartition],

@@ -256,3 +256,31 @@ def test_offsets_of_a_topic_the_client_has_not_read_come_with_those_it_has(
         assert consumer.end_offsets(asked, timeout_ms=10_000) == dict.fromkeys(asked, 0)
     finally:
         consumer.close()
+
+
+@pytest.mark.parametrize("kafka_client", CLIENTS)
+def test_highwater_is_the_end_the_last_fetch_gave_and_none_before(
+    kafka_bootstrap: str,
+    kafka_client: str,
+    unique_topic: Callable[..., str],
+    create_topic: Callable[[str, int], str],
+) -> None:
+    """The lag gauge reads each partition's end from the fetches the consumer already
+    made (an offsets request waits behind its long poll): the end is the true one once
+    a fetch has answered, and unknown, not 0, before."""
+    topic = create_topic(unique_topic("highwater"), 1)
+    produce(kafka_bootstrap, topic, 40)
+    kafka = KafkaSettings(bootstrap_servers=[kafka_bootstrap], client=kafka_client)
+    consumer, partition = make_consumer(kafka, None), Partition(topic, 0)
+    consumer.assign({partition: None})
+    try:
+        assert consumer.highwater(partition) is None, "no fetch has answered yet"
+        read, deadline = 0, time.monotonic() + _HANG_GUARD_S
+        while read < 5:
+            assert time.monotonic() < deadline, f"read {read} of 5"
+            read += len(consumer.poll(200, 5 - read))
+        # Read 5 of 40: the end is 40, whatever the position.
+        assert consumer.highwater(partition) == 40
+        assert consumer.position(partition) == 5
+    finally:
+        consumer.close()
