@@ -39,6 +39,9 @@ def register(cli: Cli) -> None:
         oracle: Annotated[bool, typer.Option(
             help="answer the daemon's queries at once from the truth, so it learns "
                  "as it would on a floor")] = True,
+        fetch_wait_ms: Annotated[int, typer.Option(
+            min=1, max=30_000, help="the daemon's kafka.fetch_max_wait_ms (how long a fetch "
+                                    "waits at the broker for records)")] = 500,
         out: Annotated[Path, typer.Option(help="results as JSON")]
         = Path("bench-results/throughput.json"),
         plot: Annotated[Path | None, typer.Option(help="records/s and latency PNG")]
@@ -59,7 +62,7 @@ def register(cli: Cli) -> None:
             records=records, bootstrap_servers=bootstrap_servers,
             templates=_templates(templates), latency_rate=latency_rate,
             latency_seconds=latency_seconds, out=out, plot=plot, partitions=partitions,
-            budget=budget, oracle=oracle, rounds=rounds)
+            budget=budget, oracle=oracle, rounds=rounds, fetch_wait_ms=fetch_wait_ms)
         console = wide_console()
         _log_above_progress(console)
         try:

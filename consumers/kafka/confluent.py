@@ -124,6 +124,7 @@ def consumer_config(kafka: KafkaSettings, group: str | None,
         "enable.auto.commit": False, "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": session_timeout_ms or SESSION_TIMEOUT_MS,
+        "fetch.wait.max.ms": kafka.fetch_max_wait_ms,
     }
     if reconnect_backoff_max_ms is not None:
         config["reconnect.backoff.max.ms"] = reconnect_backoff_max_ms

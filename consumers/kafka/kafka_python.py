@@ -54,11 +54,8 @@ def native_producer(kafka: KafkaSettings, **extra: Any) -> KafkaProducer:
 def native_consumer(kafka: KafkaSettings, group: str | None, **extra: Any) -> KafkaConsumer:
     """kafka-python's consumer with the project's settings: never commits on its own. A
     group consumer finishes every join it starts (see :func:`finish_started_joins`)."""
-    # kafka-python's default fetch wait (500 ms) stays: 50 ms cut the p99 latency tail in
-    # the benchmark; the CI runs without predictions that made us revert it were the join
-    # stall that finish_started_joins removes (docs/benchmarks.md, "Soak").
     options = {"group_id": group, "enable_auto_commit": False,
-               "auto_offset_reset": "earliest",
+               "auto_offset_reset": "earliest", "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
                "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS} | extra
     consumer = KafkaConsumer(**kafka.client_options(), **options)
     if group is not None:

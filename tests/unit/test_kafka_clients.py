@@ -82,6 +82,22 @@ def test_consumers_never_commit_on_their_own_and_start_at_the_earliest() -> None
     ck.Consumer(group).close()
 
 
+def test_the_fetch_wait_reaches_every_consumer_of_both_clients(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert KafkaSettings().fetch_max_wait_ms == 500  # both clients' own default
+    quick = KafkaSettings(fetch_max_wait_ms=50)
+    for group in ("g", None):
+        assert confluent.consumer_config(quick, group)["fetch.wait.max.ms"] == 50
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(kafka_python, "KafkaConsumer", lambda **options: made.append(options))
+    monkeypatch.setattr(kafka_python, "finish_started_joins", lambda consumer: None)
+    kafka_python.native_consumer(quick, "g")
+    kafka_python.native_consumer(quick, None, fetch_max_wait_ms=10)  # a caller's own wins
+    assert [options["fetch_max_wait_ms"] for options in made] == [50, 10]
+    with pytest.raises(ValidationError, match="fetch_max_wait_ms"):
+        KafkaSettings.model_validate({"fetch_max_wait_ms": 0})
+
+
 @pytest.mark.parametrize(("code", "retriable"), [
     (ck.KafkaError.MSG_SIZE_TOO_LARGE, False),
     (ck.KafkaError.TOPIC_AUTHORIZATION_FAILED, False),

@@ -136,7 +136,8 @@ def latency_run(kafka: KafkaSettings, run_id: str, count: int, options: Throughp
             _drain(seen, len(sent))
             arrivals = list(seen)
     end_to_end, at_send = latencies(sent, arrivals)
-    return {"template": LATENCY_TEMPLATE, "rate_target": options.latency_rate,
+    return {"template": LATENCY_TEMPLATE, "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+            "rate_target": options.latency_rate,
             "rate_achieved": len(sent) / seconds, "seconds": seconds, "sent": len(sent),
             "received": len(arrivals),
             "produce_to_consumed": latency_summary(end_to_end),

@@ -88,6 +88,8 @@ class ThroughputOptions:
     oracle: bool = True
     seed: int = 11
     rounds: int = 3
+    #: kafka.fetch_max_wait_ms of the daemon (and of the bench's own consumers).
+    fetch_wait_ms: int = 500
 
     @property
     def latency_records(self) -> int:

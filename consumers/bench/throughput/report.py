@@ -124,7 +124,8 @@ def ratios_table(result: Row) -> Table:
 def latency_table(latency: Row) -> Table:
     table = Table(title=f"latency, daemon ({latency['template']}) fed at "
                   f"{latency['rate_achieved']:,.0f} records/s for {latency['seconds']:.0f} s "
-                  f"({latency['received']:,}/{latency['sent']:,} predictions seen)")
+                  f"({latency['received']:,}/{latency['sent']:,} predictions seen), "
+                  f"fetch wait {latency.get('fetch_max_wait_ms', 500)} ms")
     for header in ("from → to", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(header, justify="left" if header == "from → to" else "right")
     for key, name in _LATENCIES.items():

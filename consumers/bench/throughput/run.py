@@ -96,7 +96,8 @@ def run_bench(options: ThroughputOptions, console: Console) -> Row:
     with (_broker(options.bootstrap_servers) as (bootstrap, kafka_version),
           tempfile.TemporaryDirectory(prefix="stream-al-bench-") as workdir, phases.progress):
         kafka = KafkaSettings.model_validate({"bootstrap_servers": bootstrap,
-                                              "client_id": "stream-al-bench"})
+                                              "client_id": "stream-al-bench",
+                                              "fetch_max_wait_ms": options.fetch_wait_ms})
         run_id = f"bench-{uuid.uuid4().hex[:8]}"
         try:
             result = measure(kafka, run_id, options, Path(workdir), phases, console)
