@@ -114,8 +114,8 @@ def log_level_option() -> Any:
     @probe.command()
     def declaration(log_level: Annotated[LogLevel | None, typer.Option(
         case_sensitive=False, callback=_request_log_level, is_eager=True,
-        help="how much to log on stderr (default: info for stream-al's lines, warning for "
-             "the Kafka client's; debug shows both)")] = None) -> None:
+        help="how much to log on stderr (default: info for stream-al's lines, none of "
+             "the Kafka client's own; debug shows both)")] = None) -> None:
         """Only declares the option."""
 
     parameter = typer.main.get_command(probe).params[0]

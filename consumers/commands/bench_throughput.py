@@ -42,6 +42,9 @@ def register(cli: Cli) -> None:
         fetch_wait_ms: Annotated[int, typer.Option(
             min=1, max=30_000, help="the daemon's kafka.fetch_max_wait_ms (how long a fetch "
                                     "waits at the broker for records)")] = 500,
+        replicas: Annotated[int, typer.Option(
+            min=1, max=16, help="scale-out arms: this many daemons in one group against "
+                                "one (1: leave them out)")] = 2,
         out: Annotated[Path, typer.Option(help="results as JSON")]
         = Path("bench-results/throughput.json"),
         plot: Annotated[Path | None, typer.Option(help="records/s and latency PNG")]
@@ -62,7 +65,8 @@ def register(cli: Cli) -> None:
             records=records, bootstrap_servers=bootstrap_servers,
             templates=_templates(templates), latency_rate=latency_rate,
             latency_seconds=latency_seconds, out=out, plot=plot, partitions=partitions,
-            budget=budget, oracle=oracle, rounds=rounds, fetch_wait_ms=fetch_wait_ms)
+            budget=budget, oracle=oracle, rounds=rounds, fetch_wait_ms=fetch_wait_ms,
+            replicas=replicas)
         console = wide_console()
         _log_above_progress(console)
         try:

@@ -46,7 +46,8 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
     assert result["record_bytes"]["measurements"] == 50
     expected = ["producer.kafka_python", "consumer.kafka_python.raw",
                 "consumer.kafka_python.decoded", "daemon.logistic", "daemon.arf",
-                "inmemory.logistic", "inmemory.arf", "peer.quix", *CONFLUENT_ARMS]
+                "inmemory.logistic", "inmemory.arf", "peer.quix", "scale.logistic.x1",
+                "scale.logistic.x2", *CONFLUENT_ARMS]
     skipped = set(result["skipped"])
     if missing("confluent_kafka") is None:
         assert skipped.isdisjoint(CONFLUENT_ARMS)
@@ -77,6 +78,14 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
             assert daemon["dead_letters"] == 0
             assert 0 < daemon["requests"] <= RECORDS
             assert daemon["cpu_s_total"] > 0
+        for replicas in (1, 2):  # every record predicted once, by one replica or another
+            scale = arms[f"scale.logistic.x{replicas}"]
+            assert scale["replicas"] == replicas
+            assert scale["predictions"] == scale["distinct_record_ids"] == RECORDS
+            assert len(scale["records_per_replica"]) == replicas
+            assert sum(scale["records_per_replica"]) == RECORDS
+            # Every replica reads every label, whichever one asked: each learns some.
+            assert all(n > 0 for n in scale["labels_learnt_per_replica"]), scale
         for name in (n for n in run if n.startswith("peer.")):
             peer = arms[name]  # its output topic, read back: every record predicted once
             assert peer["predictions"] == peer["distinct_record_ids"] == RECORDS, name
@@ -89,7 +98,7 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
 
     ratios = result["ratios"]
     wanted = ["daemon_vs_bare_decoded", "daemon_vs_min_consume_produce",
-              "logistic_vs_bare_decoded", "arf_vs_bare_decoded"]
+              "logistic_vs_bare_decoded", "arf_vs_bare_decoded", "replicas_vs_one"]
     wanted += [key for key, arm in (("daemon_vs_quix_peer", "peer.quix"),
                                     ("daemon_vs_confluent_peer", "peer.confluent"))
                if arm in run]

@@ -144,6 +144,12 @@ def test_the_bench_ratios_and_the_design_target_come_from_paired_rounds() -> Non
                        ["logistic"])
     assert met["target_met"] is True
     assert round_ratios([{"daemon.arf": 1.0}], ["arf"])["target_met"] is None
+    # Scale-out: the N-replica arm over the one-replica arm, round by round.
+    scaled = round_ratios([{"scale.logistic.x1": 4_000.0, "scale.logistic.x3": 9_000.0},
+                           {"scale.logistic.x1": 5_000.0, "scale.logistic.x3": None}],
+                          ["logistic"], replicas=3)["replicas_vs_one"]
+    assert scaled["per_round"] == [pytest.approx(2.25), None]
+    assert scaled["numerator"] == "scale.logistic.x3"
 
 
 def test_the_peers_learn_about_a_tenth_of_records_chosen_by_id_alone() -> None:
@@ -340,15 +346,20 @@ def test_arms_run_limits_then_daemon_beside_peers_and_skip_what_is_not_installed
                          "consumer.kafka_python.raw", "consumer.kafka_python.decoded",
                          "consumer.confluent.raw", "consumer.confluent.decoded",
                          "daemon.logistic", "daemon.logistic.confluent", "peer.quix",
-                         "peer.confluent", "daemon.arf", "inmemory.logistic", "inmemory.arf"]
+                         "peer.confluent", "scale.logistic.x1", "scale.logistic.x2",
+                         "daemon.arf", "inmemory.logistic", "inmemory.arf"]
         assert none == {}
     monkeypatch.setitem(sys.modules, "quixstreams", None)  # find_spec: not installed
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
     left, skipped = names()
     assert left == ["producer.kafka_python", "consumer.kafka_python.raw",
-                    "consumer.kafka_python.decoded", "daemon.logistic", "daemon.arf",
-                    "inmemory.logistic", "inmemory.arf"]
+                    "consumer.kafka_python.decoded", "daemon.logistic", "scale.logistic.x1",
+                    "scale.logistic.x2", "daemon.arf", "inmemory.logistic", "inmemory.arf"]
     assert set(skipped) == {"producer.confluent", "consumer.confluent.raw",
                             "consumer.confluent.decoded", "peer.quix", "peer.confluent",
                             "daemon.logistic.confluent"}
     assert all(reason.endswith(BENCH_EXTRA) for reason in skipped.values())
+    # --replicas 1: no scale-out arms.
+    options = ThroughputOptions(records=10, templates=("logistic",), replicas=1)
+    single, _ = names()
+    assert "daemon.logistic" in single and not any(n.startswith("scale.") for n in single)

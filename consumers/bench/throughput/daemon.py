@@ -4,6 +4,8 @@ latency run."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import resource
 import signal
@@ -14,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,9 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.bench.throughput.loops import (
     Arrival,
+    confluent_produce,
     ensure_topics,
     message_count,
     paced_produce,
+    produce,
     topic_timestamps,
     watching,
 )
@@ -89,6 +93,53 @@ def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
             "predictions": len(stamps), "distinct_record_ids": distinct,
             "requests": message_count(kafka, topics.requests), **seen,
             **cpu_figures(steady_cpu, total_cpu, len(records))}
+
+
+def replicas_run(kafka: KafkaSettings, run_id: str, template: TemplateName,
+                 records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
+                 tick: Tick, replicas: int, round_: int = 1,
+                 client: KafkaClient = "kafka-python") -> Row:
+    """``replicas`` daemons in one group, each with its own state and port, all ready
+    (partitions assigned) before the records are written to a fresh input topic, so no
+    replica runs alone while another joins; until every record has its prediction.
+    Every replica reads every request and label (each keeps the whole model): the
+    labels each one learnt are in ``labels_learnt_per_replica``."""
+    prefix = f"{run_id}-x{replicas}-{template}-{client}-r{round_}"
+    topics = bench_topics(f"{prefix}.parametric", prefix)
+    ensure_topics(kafka, topic_plan(topics, options.partitions))
+    ports = [free_port() for _ in range(replicas)]
+    configs = [daemon_settings(kafka.model_copy(update={"client": client}), topics,
+                               learner_config(template, options.budget),
+                               workdir / f"{prefix}-{i}", port) for i, port in enumerate(ports)]
+    truth = {r.record_id: r.truth for r in records}
+    with contextlib.ExitStack() as running:
+        running.enter_context(answering_oracle(configs[0].model_copy(update={"kafka": kafka}),
+                                               truth, options.oracle))
+        daemons = [running.enter_context(running_daemon(config, workdir, f"{prefix}-{i}"))
+                   for i, config in enumerate(configs)]
+        for daemon, port, i in zip(daemons, ports, range(replicas), strict=True):
+            wait_ready(port, daemon, workdir / f"{prefix}-{i}.log")
+        write = _fastest_producer()
+        started = time.time()
+        write(kafka, topics.inputs[0], records, lambda done: None)
+        steady_cpu = wait_for_messages(kafka, topics.predictions, len(records), tick,
+                                       daemons[0], workdir / f"{prefix}-0.log",
+                                       what=f"{replicas} replicas", others=daemons[1:])
+        seen = [scrape(port) for port in ports]
+    stamps, distinct = topic_timestamps(kafka, topics.predictions, len(records))
+    return {"template": template, "client": client, "replicas": replicas,
+            **rates(len(records), started, min(stamps) / 1000, max(stamps) / 1000),
+            "predictions": len(stamps), "distinct_record_ids": distinct,
+            "requests": message_count(kafka, topics.requests),
+            "records_per_replica": [row["predicted"] + row["queried"] for row in seen],
+            "labels_learnt_per_replica": [row["labels_applied"] for row in seen],
+            "cpu_us_per_record": steady_cpu}
+
+
+def _fastest_producer() -> Callable[[KafkaSettings, str, Sequence[BenchRecord], Tick], Row]:
+    """confluent-kafka's producer where installed (several times kafka-python's, so the
+    replicas are never waiting for their input), else kafka-python's."""
+    return produce if importlib.util.find_spec("confluent_kafka") is None else confluent_produce
 
 
 def cpu_figures(steady_us_per_record: float | None, total_s: float, records: int) -> Row:
@@ -200,18 +251,21 @@ def answering_oracle(settings: Settings, truth: Mapping[str, str], enabled: bool
 
 def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
                       daemon: subprocess.Popen[bytes], log: Path, what: str = "the daemon",
-                      exits_when_done: bool = False) -> float | None:
+                      exits_when_done: bool = False,
+                      others: Sequence[subprocess.Popen[bytes]] = ()) -> float | None:
     """Until ``topic`` holds ``count`` messages; fails if ``daemon`` exits (unless it
     ``exits_when_done`` and wrote them all) or stalls. Returns its CPU µs per message
-    between the first sample with messages and the last (None without /proc)."""
+    between the first sample with messages and the last (None without /proc).
+    ``others``: replicas beside it, whose CPU counts too and whose exit fails the wait."""
     watcher = native_consumer(kafka, None)
     first: tuple[int, float] | None = None
     last: tuple[int, float] | None = None
 
     def sample(held: int) -> None:
         nonlocal first, last
-        cpu = process_cpu_s(daemon.pid) if held else None
-        if cpu is not None:
+        cpus = [process_cpu_s(p.pid) for p in (daemon, *others)] if held else [None]
+        if None not in cpus:
+            cpu = sum(c for c in cpus if c is not None)
             first, last = first or (held, cpu), (held, cpu)
 
     def steady() -> float | None:
@@ -235,6 +289,9 @@ def wait_for_messages(kafka: KafkaSettings, topic: str, count: int, tick: Tick,
                     return steady()
                 raise BenchError(f"{what} exited ({daemon.returncode}) at {held}/{count} "
                                  f"messages; its log: {log}\n{_tail(log)}")
+            if gone := [p for p in others if p.poll() is not None]:
+                raise BenchError(f"a replica beside {what} exited ({gone[0].returncode}) at "
+                                 f"{held}/{count} messages; logs beside {log}")
             if held > seen:
                 seen, progress_at = held, time.time()
             if time.time() - progress_at > STALL_S:

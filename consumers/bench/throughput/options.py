@@ -90,6 +90,8 @@ class ThroughputOptions:
     rounds: int = 3
     #: kafka.fetch_max_wait_ms of the daemon (and of the bench's own consumers).
     fetch_wait_ms: int = 500
+    #: The scale-out arms: this many replicas in one group against one (1: not run).
+    replicas: int = 2
 
     @property
     def latency_records(self) -> int:
@@ -186,6 +188,11 @@ def daemon_arm(template: str, client: str = "kafka-python") -> str:
     return f"daemon.{template}" if client == "kafka-python" else f"daemon.{template}.{client}"
 
 
+def scale_arm(template: str, replicas: int) -> str:
+    """``scale.logistic.x2``: that many daemons in one group, ready before the records."""
+    return f"scale.{template}.x{replicas}"
+
+
 def interleaved(arms: Sequence[str], rounds: int) -> list[tuple[int, str]]:
     """(round, arm) in the order they run: every arm once per round, the same order each.
 
@@ -251,7 +258,7 @@ def summarise(rounds: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) ->
 
 def round_ratios(per_round: Sequence[Mapping[str, float | None]],
                  templates: Sequence[str], target: float = 0.5,
-                 target_template: str = "logistic") -> Row:
+                 target_template: str = "logistic", replicas: int = 2) -> Row:
     """The paired ratios of the bench: each template over the bare decoding consumer
     (DESIGN §7's verdict on the median), and the target template's daemon over each peer
     and over min(consume, produce) of kafka-python. ``per_round``: arm → records/s."""
@@ -269,7 +276,10 @@ def round_ratios(per_round: Sequence[Mapping[str, float | None]],
         "daemon_confluent_vs_daemon": paired_ratio(per_round, on_confluent, [daemon]),
         "daemon_confluent_vs_quix_peer": paired_ratio(per_round, on_confluent, [QUIX_PEER]),
         "daemon_confluent_vs_confluent_peer": paired_ratio(per_round, on_confluent,
-                                                           [CONFLUENT_PEER])})
+                                                           [CONFLUENT_PEER]),
+        # Scale-out: N replicas in one group against one, started and fed alike.
+        "replicas_vs_one": paired_ratio(per_round, scale_arm(target_template, replicas),
+                                        [scale_arm(target_template, 1)])})
     measured = per["daemon_vs_bare_decoded"]["median"]
     return {"bare_decoded_records_per_s": spread(r.get(BARE_DECODED) for r in per_round),
             **per, "target": target, "target_template": target_template,

@@ -23,7 +23,8 @@ RATIO_NAMES = {"daemon_vs_quix_peer": "daemon / Quix Streams peer",
                "daemon_confluent_vs_daemon": "daemon on confluent-kafka / on kafka-python",
                "daemon_confluent_vs_quix_peer": "daemon on confluent-kafka / Quix Streams peer",
                "daemon_confluent_vs_confluent_peer":
-                   "daemon on confluent-kafka / confluent-kafka peer"}
+                   "daemon on confluent-kafka / confluent-kafka peer",
+               "replicas_vs_one": "N replicas in one group / one replica"}
 
 
 def rate_rows(result: Row) -> list[Row]:
@@ -49,6 +50,9 @@ def _note(name: str, row: Row) -> str:
         return f"{row['mb_per_s']:.1f} MB/s" if "mb_per_s" in row else ""
     if name.startswith("consumer"):
         return f"group join {row['startup_s']:.1f} s" if "startup_s" in row else ""
+    if name.startswith("scale"):
+        return (f"records per replica {row.get('records_per_replica')}, labels learnt per "
+                f"replica {row.get('labels_learnt_per_replica')}")
     if name.startswith("daemon"):
         return (f"start-up {row.get('startup_s', 0):.1f} s, {row.get('labels_applied', 0)} "
                 f"labels learnt, {row.get('requests', 0)} queries")
@@ -113,7 +117,9 @@ def ratios_table(result: Row) -> Table:
     for header in ("ratio", "median", "min–max", "per round"):
         table.add_column(header, justify="left" if header == "ratio" else "right")
     for key, name in RATIO_NAMES.items():
-        ratio = result["ratios"][key]
+        ratio = result["ratios"].get(key)
+        if ratio is None:  # results from before that arm existed
+            continue
         table.add_row(name, _share(ratio["median"]),
                       "–" if ratio["min"] is None
                       else f"{ratio['min']:.2f}–{ratio['max']:.2f}",

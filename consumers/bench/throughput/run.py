@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from consumers.bench.throughput.daemon import daemon_run, latency_run
+from consumers.bench.throughput.daemon import daemon_run, latency_run, replicas_run
 from consumers.bench.throughput.loops import (
     confluent_consume,
     confluent_produce,
@@ -54,6 +54,7 @@ from consumers.bench.throughput.options import (
     learner_config,
     record_sizes,
     round_ratios,
+    scale_arm,
     skip_line,
     summarise,
 )
@@ -156,7 +157,7 @@ def measure(kafka: KafkaSettings, run_id: str, options: ThroughputOptions, workd
                                      options, workdir, tick)))
     per_round = [{name: row.get("records_per_s") for name, row in r["arms"].items()}
                  for r in rounds]
-    result["ratios"] = round_ratios(per_round, options.templates)
+    result["ratios"] = round_ratios(per_round, options.templates, replicas=options.replicas)
     return result
 
 
@@ -210,6 +211,11 @@ def bench_arms(kafka: KafkaSettings, run_id: str, topic: str, records: Sequence[
                                 _daemon_body(kafka, topic, template, records, options,
                                              workdir, "confluent")))
             arms.extend(peers)
+            if options.replicas > 1:
+                arms += [Arm(scale_arm(template, n), f"{n} replica{'s' * (n > 1)} in one "
+                             f"group, {template}", _replicas_body(kafka, run_id, template,
+                                                                   records, options, workdir, n))
+                         for n in (1, options.replicas)]
     for template in options.templates:
         arms.append(Arm(f"inmemory.{template}", f"in-memory pipeline, {template}", partial(
             _inmemory_body, records, learner_config(template, options.budget),
@@ -248,6 +254,13 @@ def _daemon_body(kafka: KafkaSettings, topic: str, template: TemplateName,
                  ) -> Callable[[int, Tick], Row]:
     return lambda round_, tick: _daemon_run_retried(kafka, topic, template, records, options,
                                                     workdir, tick, round_, client)
+
+
+def _replicas_body(kafka: KafkaSettings, run_id: str, template: TemplateName,
+                   records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
+                   replicas: int) -> Callable[[int, Tick], Row]:
+    return lambda round_, tick: replicas_run(kafka, run_id, template, records, options,
+                                             workdir, tick, replicas, round_)
 
 
 def _inmemory_body(records: Sequence[BenchRecord], config: LearnerConfig, answer: bool,
