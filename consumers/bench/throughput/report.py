@@ -168,7 +168,7 @@ def _plot_rates(axis: Any, result: Row) -> None:
     values = [r["records_per_s"] for r in rows]
     spans = [[v - r["min"] for v, r in zip(values, rows, strict=True)],
              [r["max"] - v for v, r in zip(values, rows, strict=True)]]
-    colours = ["tab:orange" if r["arm"].startswith("daemon") else "tab:green"
+    colours = ["tab:orange" if r["arm"].startswith(("daemon", "scale")) else "tab:green"
                if r["arm"].startswith("inmemory") else "tab:purple"
                if r["arm"].startswith("peer") else "tab:blue" for r in rows]
     bars = axis.barh(names, values, xerr=spans, color=colours, error_kw={"linewidth": 0.8})
