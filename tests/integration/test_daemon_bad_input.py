@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration,
 CODEC_LIMIT = 1_000_000  # stream_al.codec.MAX_BYTES
 DEAD_LETTER_KEEP = 262_144  # learner.limits.max_dead_letter_payload_bytes
 BACKLOG = 30_000
+WARM_UP = 2_000  # records scored before the backlog, so that labels flow
 
 
 def padded(record: dict[str, Any], size: int) -> bytes:
@@ -193,22 +194,26 @@ def test_a_label_for_an_unknown_query_does_not_stall_learning_while_records_flow
     """Labels are applied strictly in order, so a bogus label holds back every label
     behind it until it is judged unknown. That must happen as soon as the request log
     has been read past where it stood when the label was read, not when the floor
-    falls quiet: the daemon must judge it while it still has a backlog to score."""
-    records = floor(BACKLOG)
+    falls quiet: the daemon must judge it while it still has a backlog to score.
+
+    The backlog is written only once labels flow: a daemon that scores faster than the
+    oracle starts would otherwise have finished it before the bogus label exists."""
+    records = floor(WARM_UP + BACKLOG)
     topics = harness.topics
-    harness.produce_floor(records)
+    harness.produce_floor(records[:WARM_UP])
     daemon = harness.daemon("daemon", harness.config("daemon"))
     harness.oracle(records)
     wait_until(lambda: daemon.labels_read() >= 50, "labels to flow")
+    harness.produce_floor(records[WARM_UP:])
     harness.produce(topics.labels,
                     [(0, None, encode(label("q-never-asked", "pass", datetime.now(UTC))))])
 
     def judged_or_done() -> bool:
         samples = daemon.metrics()
         return (total(samples, "stream_al_labels_total", outcome="unknown_query") == 1
-                or total(samples, "stream_al_records_total") == BACKLOG)
+                or total(samples, "stream_al_records_total") == len(records))
 
     wait_until(judged_or_done, "the bogus label to be judged")
     samples = daemon.metrics()
     assert total(samples, "stream_al_labels_total", outcome="unknown_query") == 1
-    assert total(samples, "stream_al_records_total") < BACKLOG, "judged only once idle"
+    assert total(samples, "stream_al_records_total") < len(records), "judged only once idle"
