@@ -25,6 +25,9 @@ def register(cli: Cli) -> None:
         budget: Annotated[list[float] | None, typer.Option(
             help="label budget as a fraction of records (repeatable; default 0.05 0.1 0.2)")]
         = None,
+        arm: Annotated[list[str] | None, typer.Option(
+            help="only this budgeted arm, e.g. random or stream-al:randomized (repeatable; "
+                 "default every one; all labels always runs, as the reference)")] = None,
         seeds: Annotated[int, typer.Option(min=1, help="seeds 0 … N−1")] = 3,
         delay: Annotated[int, typer.Option(
             min=0, help="the second table's oracle delay in records (the first is 0; "
@@ -68,6 +71,13 @@ def register(cli: Cli) -> None:
         if unknown:
             raise typer.BadParameter(f"{', '.join(map(repr, unknown))}; choose from "
                                      f"{', '.join(known)}", param_hint="--config")
+        from consumers.bench.anchors import skal
+        from consumers.bench.anchors.runs import arm_names
+        offered = arm_names(with_skactiveml=skal.available())
+        strange = [name for name in arm or [] if name not in offered]
+        if strange:
+            raise typer.BadParameter(f"{', '.join(map(repr, strange))}; choose from "
+                                     f"{', '.join(offered)}", param_hint="--arm")
         chosen = [known[name.lower()] for name in config] if config else \
             [] if floor_data else list(QUICK if quick else CONFIGS)
         if floor_data:
@@ -77,7 +87,7 @@ def register(cli: Cli) -> None:
             delays=[0, delay] if delay else [0], jobs=jobs,
             records=records or (QUICK_RECORDS if quick else None), out=out, markdown=markdown,
             plot=plot, command=shlex.join(["stream-al", *sys.argv[1:]]),
-            own_budgets=own_budgets,
+            own_budgets=own_budgets, arms=tuple(dict.fromkeys(arm or ())),
             plot_score="balanced_accuracy" if floor_data else "accuracy")
         if rerender is not None:
             run.rerender(rerender, options, wide_console())

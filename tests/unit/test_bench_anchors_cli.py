@@ -152,3 +152,21 @@ def test_rerender_writes_the_tables_again_from_rows_without_a_run(quick: Path,
     assert "re-rendered from" in md.read_text() and "Wins / ties / losses" in md.read_text()
     assert png.read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "again-delay50.png").exists()
+
+
+def test_unknown_arms_are_refused_with_the_choices() -> None:
+    bad = CliRunner().invoke(build_cli(), ["bench", "anchors", "--arm", "stream-al:magic"])
+    assert bad.exit_code == 2
+    assert "stream-al:magic" in bad.output and "stream-al:randomized" in bad.output
+
+
+@pytest.mark.slow
+def test_arm_runs_only_the_arms_named_beside_the_reference(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_cli(), [
+        "bench", "anchors", "--quick", "--delay", "0", "--arm", "random",
+        "--arm", "stream-al:randomized", "--config", "phishing LR",
+        "--out", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "a.md"),
+        "--plot", str(tmp_path / "a.png")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "a.json").read_text())
+    assert sorted(r["strategy"] for r in rows) == ["all", "random", "stream-al:randomized"]

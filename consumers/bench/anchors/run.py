@@ -50,6 +50,7 @@ class AnchorsOptions:
     plot: Path = Path("bench-results/anchors.png")
     command: str = "stream-al bench anchors"
     own_budgets: bool = False  # each arm spends what its own budget manager allows
+    arms: tuple[str, ...] = ()  # the budgeted arms to run; empty: every one
     #: The score plotted: balanced accuracy for the imbalanced floor streams, where a
     #: model that says "pass" to everything scores 0.9 in plain accuracy.
     plot_score: str = "accuracy"
@@ -58,7 +59,7 @@ class AnchorsOptions:
 
 def run_anchors(options: AnchorsOptions, console: Console) -> list[Row]:
     configs = _available(options, console)
-    arms = arm_names(with_skactiveml=skal.available())
+    arms = options.arms or arm_names(with_skactiveml=skal.available())
     if not skal.available():
         _note(options, console, "scikit-activeml is not installed: its arms are skipped "
                                 "(pip install 'stream-al[anchors]')")
