@@ -5,7 +5,6 @@ and quick password hashes, browsers logged in to an app, the environment of a
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from consumers.settings import DeskSettings, Settings
 from stream_al.codec import decode_label, encode
 from stream_al.reasons import Reason
 from stream_al.records import OracleLabel, OracleRequest, ParametricRecord, query_id_for
+from tests.clients_support import command_env
 
 
 def oracle_request(serial: int, reason: Reason = "uncertainty", uncertainty: float = 0.8,
@@ -179,11 +179,10 @@ def read_labels(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0
 
 
 def stream_al_env(bootstrap: str, requests_topic: str, labels_topic: str,
-                  claims_topic: str) -> dict[str, str]:
-    """The environment of a ``stream-al`` process using the test broker and topics."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("STREAM_AL_") or k == "STREAM_AL_TEST_BOOTSTRAP"}
-    return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                  claims_topic: str, kafka_client: str) -> dict[str, str]:
+    """The environment of a ``stream-al`` process using the test broker, topics and
+    Kafka client."""
+    return command_env(kafka_client) | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
                   "STREAM_AL_TOPICS__REQUESTS": requests_topic,
                   "STREAM_AL_TOPICS__LABELS": labels_topic,
                   "STREAM_AL_TOPICS__CLAIMS": claims_topic}

@@ -56,6 +56,8 @@ except ImportError as missing:  # pragma: no cover - the [confluent] extra is no
 #: librdkafka's log lines go to a child of the "kafka" logger, so the level the commands
 #: set for kafka-python's chatter (``setup_logging``) applies to them too.
 LIBRDKAFKA_LOG = logging.getLogger("kafka.librdkafka")
+#: librdkafka's debug contexts turned on when that logger is at DEBUG.
+LIBRDKAFKA_DEBUG = "broker,topic,metadata,cgrp"
 #: kafka-python's default ``max_poll_records``.
 MAX_POLL_RECORDS = 500
 #: kafka-python's default ``buffer_memory`` (32 MiB): past it, ``send`` waits, then fails.
@@ -199,7 +201,12 @@ class _Errors:
 
 
 def _callbacks(errors: _Errors) -> dict[str, Any]:
-    return {"logger": LIBRDKAFKA_LOG, "error_cb": errors}
+    options: dict[str, Any] = {"logger": LIBRDKAFKA_LOG, "error_cb": errors}
+    if LIBRDKAFKA_LOG.isEnabledFor(logging.DEBUG):
+        # --log-level debug: librdkafka narrates connections, metadata and the group only
+        # when asked (kafka-python does at DEBUG); per-message contexts would drown them.
+        options |= {"debug": LIBRDKAFKA_DEBUG, "log_level": 7}
+    return options
 
 
 def _bootstrap(client: Any, timeout_ms: int) -> None:

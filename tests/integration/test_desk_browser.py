@@ -35,9 +35,10 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.oracle.desk.auth import SESSION_COOKIE
 from consumers.oracle.desk.claims import DeskClaim, decode_claim
 from stream_al.records import OracleLabel
+from tests.clients_support import CLIENTS
 from tests.desk_support import floor_request, oracle_request, produce, read_labels, stream_al_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kafka_client", CLIENTS)]
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,11 +85,12 @@ def topics(create_topic: Callable[[str, int], str], unique_topic: Callable[[str]
 
 
 @pytest.fixture
-def desk_env(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path
-             ) -> dict[str, str]:
+def desk_env(kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path,
+             kafka_client: str) -> dict[str, str]:
     """The desk's environment, its state dir holding an account for each of PASSWORDS
     (made as an admin would, with ``stream-al desk users add``)."""
-    env = stream_al_env(kafka_bootstrap, *topics) | {"STREAM_AL_STATE_DIR": str(tmp_path)}
+    env = stream_al_env(kafka_bootstrap, *topics, kafka_client) | {
+        "STREAM_AL_STATE_DIR": str(tmp_path)}
     for name, password in PASSWORDS.items():
         subprocess.run([STREAM_AL, "desk", "users", "add", name, "--password-stdin"],
                        input=password + "\n", env=env, check=True, capture_output=True,

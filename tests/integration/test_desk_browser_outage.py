@@ -16,6 +16,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from consumers.kafka_local import LocalKafka
+from tests.clients_support import CLIENTS
 from tests.daemon_support import restartable_broker
 from tests.desk_support import floor_request, produce, read_labels, stream_al_env
 from tests.integration.test_desk_browser import (
@@ -29,7 +30,8 @@ from tests.integration.test_desk_browser import (
     shoot,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.parametrize("kafka_client", CLIENTS)]
 pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 __all__ = ["browser"]  # the fixture, shared with the other browser tests
 
@@ -44,14 +46,15 @@ def broker(tmp_path: Path) -> Iterator[LocalKafka]:
         yield kafka
 
 
-def desk_env(broker: LocalKafka, tmp_path: Path) -> dict[str, str]:
+def desk_env(broker: LocalKafka, tmp_path: Path, kafka_client: str) -> dict[str, str]:
     topics = ("desk-requests", "desk-labels", "desk-claims")
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
         admin.create_topics([NewTopic(name, 1, 1) for name in topics[:2]])
     finally:
         admin.close()
-    env = stream_al_env(broker.bootstrap, *topics) | {"STREAM_AL_STATE_DIR": str(tmp_path)}
+    env = stream_al_env(broker.bootstrap, *topics, kafka_client) | {
+        "STREAM_AL_STATE_DIR": str(tmp_path)}
     subprocess.run([STREAM_AL, "desk", "users", "add", "eng-ann", "--password-stdin"],
                    input=PASSWORDS["eng-ann"] + "\n", env=env, check=True,
                    capture_output=True, text=True, timeout=60)
@@ -59,8 +62,8 @@ def desk_env(broker: LocalKafka, tmp_path: Path) -> dict[str, str]:
 
 
 def test_a_broker_outage_shows_a_banner_keeps_the_card_and_clears_when_it_is_back(
-        broker: LocalKafka, tmp_path: Path, browser: Any) -> None:
-    env = desk_env(broker, tmp_path)
+        broker: LocalKafka, tmp_path: Path, browser: Any, kafka_client: str) -> None:
+    env = desk_env(broker, tmp_path, kafka_client)
     first, second, third = (floor_request(300 + n, uncertainty=0.9 - 0.1 * n) for n in range(3))
     produce(broker.bootstrap, "desk-requests", first, second, third)
     with running_desk(env, tmp_path / "desk.log") as url:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from stream_al.records import OracleLabel
+from tests.clients_support import CLIENTS
 from tests.desk_support import oracle_request, produce, read_labels, stream_al_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kafka_client", CLIENTS)]
 pexpect = pytest.importorskip("pexpect", reason="pip install pexpect")
 
 
@@ -33,7 +34,7 @@ def topics(create_topic: Callable[[str, int], str], unique_topic: Callable[[str]
 STREAM_AL = str(Path(sys.executable).parent / "stream-al")
 
 
-def spawn(name: str, bootstrap: str, topics: tuple[str, str, str], log: Path,
+def spawn(name: str, bootstrap: str, topics: tuple[str, str, str], log: Path, client: str,
           rows: int = 60, then: str | None = None) -> Any:
     """``stream-al oracle label`` in a rows x 160 pseudo-terminal, its output logged;
     ``then``: a shell command run in the same terminal after it exits."""
@@ -42,7 +43,7 @@ def spawn(name: str, bootstrap: str, topics: tuple[str, str, str], log: Path,
         # The shell traps Ctrl-C (it would die of it and hang the terminal up on the
         # labeller); a trap, unlike an ignored signal, is not inherited by the labeller.
         command = ["sh", "-c", f'trap : INT; "$0" "$@"; echo "exit=$?"; {then}', *command]
-    term = pexpect.spawn(command[0], command[1:], env=stream_al_env(bootstrap, *topics),
+    term = pexpect.spawn(command[0], command[1:], env=stream_al_env(bootstrap, *topics, client),
                          encoding="utf-8", timeout=30, dimensions=(rows, 160))
     term.logfile_read = log.open("w")
     return term
@@ -55,12 +56,13 @@ def quit_cleanly(term: Any) -> None:
 
 
 def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
-        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path,
+        kafka_client: str) -> None:
     requests_topic, labels_topic, _ = topics
     q1 = oracle_request(1, uncertainty=0.9)
     produce(kafka_bootstrap, requests_topic, b"\x00garbage", q1)  # before it starts
 
-    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log")
+    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log", kafka_client)
     try:
         term.expect_exact(q1.query_id)
         term.expect_exact("label> ")
@@ -107,13 +109,13 @@ def test_a_person_labels_skips_and_adds_a_class_in_the_terminal(
 
 def test_two_terminals_never_get_the_same_card(kafka_bootstrap: str,
                                                topics: tuple[str, str, str],
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path, kafka_client: str) -> None:
     requests_topic, labels_topic, _ = topics
     cards = [oracle_request(1, uncertainty=0.9), oracle_request(2, uncertainty=0.8)]
     ids = [card.query_id for card in cards]
     produce(kafka_bootstrap, requests_topic, *cards)
-    ann = spawn("eng-ann", kafka_bootstrap, topics, tmp_path / "ann.log")
-    bob = spawn("eng-bob", kafka_bootstrap, topics, tmp_path / "bob.log")
+    ann = spawn("eng-ann", kafka_bootstrap, topics, tmp_path / "ann.log", kafka_client)
+    bob = spawn("eng-bob", kafka_bootstrap, topics, tmp_path / "bob.log", kafka_client)
     try:
         ann_card = ids[ann.expect_exact(ids)]  # both start together and race for the first
         bob_card = ids[bob.expect_exact(ids)]
@@ -137,7 +139,8 @@ def test_two_terminals_never_get_the_same_card(kafka_bootstrap: str,
 
 
 def test_markup_and_escape_sequences_from_a_record_are_shown_as_text(
-        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path,
+        kafka_client: str) -> None:
     requests_topic, labels_topic, _ = topics
     base = oracle_request(1)
     record = base.record.model_copy(update={"measurements": {"[/bold]": 1.0,
@@ -146,7 +149,7 @@ def test_markup_and_escape_sequences_from_a_record_are_shown_as_text(
                                       "proba": {"[/bold]": 0.6, "pass": 0.4}})
     produce(kafka_bootstrap, requests_topic, hostile)
     log = tmp_path / "terminal.log"
-    term = spawn("eng-term", kafka_bootstrap, topics, log)
+    term = spawn("eng-term", kafka_bootstrap, topics, log, kafka_client)
     try:
         term.expect_exact("vdd␛[2J")  # the escape shown, not obeyed
         term.expect_exact("label> ")
@@ -170,12 +173,14 @@ def long_card(serial: int, count: int) -> Any:
 
 
 def test_a_long_card_keeps_its_header_on_screen_and_pages_its_measurements(
-        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path,
+        kafka_client: str) -> None:
     requests_topic, labels_topic, _ = topics
     rows = 30
     card = long_card(1, 90)
     produce(kafka_bootstrap, requests_topic, card)
-    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log", rows=rows)
+    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log", kafka_client,
+                 rows=rows)
     try:
         term.expect_exact(f"╭─ {card.query_id}")
         term.expect_exact("label> ")
@@ -206,11 +211,12 @@ def test_a_long_card_keeps_its_header_on_screen_and_pages_its_measurements(
 
 
 def test_ctrl_c_leaves_the_terminal_in_the_mode_it_had(
-        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path) -> None:
+        kafka_bootstrap: str, topics: tuple[str, str, str], tmp_path: Path,
+        kafka_client: str) -> None:
     requests_topic, labels_topic, _ = topics
     card = oracle_request(1)
     produce(kafka_bootstrap, requests_topic, card)
-    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log",
+    term = spawn("eng-term", kafka_bootstrap, topics, tmp_path / "terminal.log", kafka_client,
                  then="stty -a")
     try:
         term.expect_exact("label> ")

@@ -5,7 +5,6 @@ a progress line shows while it works, and kafka-python's INFO chatter stays off 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,9 +15,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_al.codec import decode_label, encode
+from tests.clients_support import CLIENTS, command_env
 from tests.factories import parametric, request
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 STREAM_AL = Path(sys.executable).parent / "stream-al"
 GROUP = "stream-al-oracle-simulator"  # the command's own group
@@ -34,7 +34,7 @@ def simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 @pytest.fixture
 def oracle_env(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
-               unique_topic: Callable[..., str]) -> dict[str, str]:
+               unique_topic: Callable[..., str], kafka_client: str) -> dict[str, str]:
     """One-partition request and label topics with three requests: r-1 and r-3 carry
     their label, r-2 (offset 1) has none."""
     requests, labels = create_topic(unique_topic("requests"), 1), create_topic(
@@ -45,8 +45,7 @@ def oracle_env(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
         producer.send(requests, key=asked.query_id.encode(), value=encode(asked))
     producer.flush()
     producer.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
-    return env | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+    return command_env(kafka_client) | {"STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
                   "STREAM_AL_TOPICS__REQUESTS": requests, "STREAM_AL_TOPICS__LABELS": labels}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -20,9 +19,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from stream_al.codec import encode
 from stream_al.records import OracleLabel, Prediction
+from tests.clients_support import CLIENTS, command_env
 from tests.factories import T0, request
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 STREAM_AL = Path(sys.executable).parent / "stream-al"
 HOSTILE_ID = "[bold]x\x1b[2J\u202e"  # rich markup, a clear-screen escape, a bidi override
@@ -45,9 +45,10 @@ def prediction(number: int, model_key: str = "PMIC-A7", record_id: str | None = 
 
 @pytest.fixture
 def floor(kafka_bootstrap: str, create_topic: Callable[[str, int], str],
-          unique_topic: Callable[..., str]) -> Iterator[tuple[dict[str, str], KafkaProducer]]:
+          unique_topic: Callable[..., str], kafka_client: str
+          ) -> Iterator[tuple[dict[str, str], KafkaProducer]]:
     """Topics of the test's own (requests on 3 partitions) and the environment naming them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+    env = command_env(kafka_client)
     env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"] = kafka_bootstrap
     for family, partitions in (("predictions", 1), ("requests", 3), ("labels", 1),
                                ("dlq", 1)):

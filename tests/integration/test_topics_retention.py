@@ -3,7 +3,6 @@ on the real broker: at creation, and on an existing topic only when asked."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +12,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-pytestmark = pytest.mark.integration
+from tests.clients_support import CLIENTS, command_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kafka_client", CLIENTS)]
 
 STREAM_AL = Path(sys.executable).parent / "stream-al"
 FAMILIES = ("parametric", "transactions", "predictions", "requests", "labels", "dlq", "claims")
@@ -33,8 +34,9 @@ def retention_ms(admin: KafkaAdminClient, topic: str) -> str:
 
 
 @pytest.fixture
-def floor_env(kafka_bootstrap: str, unique_topic: Callable[..., str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_AL_")}
+def floor_env(kafka_bootstrap: str, unique_topic: Callable[..., str], kafka_client: str
+              ) -> dict[str, str]:
+    env = command_env(kafka_client)
     env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"] = kafka_bootstrap
     for family in FAMILIES:
         env[f"STREAM_AL_TOPICS__{family.upper()}"] = unique_topic(family)
