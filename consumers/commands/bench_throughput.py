@@ -26,8 +26,9 @@ def register(cli: Cli) -> None:
                  "and stop it after")] = None,
         templates: Annotated[str, typer.Option(
             help="comma-separated model templates to run the daemon with")] = "logistic,arf",
-        latency_rate: Annotated[float, typer.Option(
-            min=1, help="records/s sent during the latency run")] = 500.0,
+        latency_rate: Annotated[list[float] | None, typer.Option(
+            min=1, help="records/s sent during a latency run (repeatable: one run per "
+                        "rate; default 500)")] = None,
         latency_seconds: Annotated[float, typer.Option(
             min=0.1, help="seconds of the latency run")] = 20.0,
         partitions: Annotated[int, typer.Option(min=1, help="partitions per topic")] = 6,
@@ -63,7 +64,7 @@ def register(cli: Cli) -> None:
 
         options = ThroughputOptions(
             records=records, bootstrap_servers=bootstrap_servers,
-            templates=_templates(templates), latency_rate=latency_rate,
+            templates=_templates(templates), latency_rates=tuple(latency_rate or [500.0]),
             latency_seconds=latency_seconds, out=out, plot=plot, partitions=partitions,
             budget=budget, oracle=oracle, rounds=rounds, fetch_wait_ms=fetch_wait_ms,
             replicas=replicas)

@@ -34,7 +34,7 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
     kafka_bootstrap: str, kafka_admin: KafkaAdminClient, tmp_path: Path
 ) -> None:
     options = ThroughputOptions(records=RECORDS, bootstrap_servers=kafka_bootstrap,
-                                latency_rate=100, latency_seconds=2, out=tmp_path / "t.json",
+                                latency_rates=(100, 50), latency_seconds=2, out=tmp_path / "t.json",
                                 plot=None, rounds=ROUNDS)
     with (tmp_path / "progress.txt").open("w", encoding="utf-8") as progress:
         returned = run_bench(options, Console(file=progress, width=200))
@@ -42,7 +42,7 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
 
     assert result == json.loads(json.dumps(returned))
     assert set(result) >= {"run_id", "settings", "record_bytes", "rounds", "arms", "skipped",
-                           "latency", "ratios", "machine", "code"}
+                           "latency", "latency_runs", "ratios", "machine", "code"}
     assert result["record_bytes"]["measurements"] == 50
     expected = ["producer.kafka_python", "consumer.kafka_python.raw",
                 "consumer.kafka_python.decoded", "daemon.logistic", "daemon.arf",
@@ -108,11 +108,14 @@ def test_a_small_run_measures_every_arm_in_every_round_and_writes_every_field(
         assert ratios[key]["median"] > 0, key
     assert isinstance(ratios["target_met"], bool)
 
-    latency = result["latency"]
-    assert latency["received"] == latency["sent"] == 200
-    for key in ("produce_to_consumed", "produce_to_daemon_send"):
-        assert latency[key]["count"] == 200
-        assert 0 < latency[key]["p50_ms"] <= latency[key]["p99_ms"]
+    # One latency run per rate, the first also the headline.
+    assert result["latency"] == result["latency_runs"][0]
+    assert [run["rate_target"] for run in result["latency_runs"]] == [100, 50]
+    for latency, count in zip(result["latency_runs"], (200, 100), strict=True):
+        assert latency["received"] == latency["sent"] == count
+        for key in ("produce_to_consumed", "produce_to_daemon_send"):
+            assert latency[key]["count"] == count
+            assert 0 < latency[key]["p50_ms"] <= latency[key]["p99_ms"]
     assert {"cores", "python", "kafka_python", "river", "kafka", "quixstreams",
             "confluent_kafka", "librdkafka"} <= set(result["machine"])
     assert result["code"]["stream_al"]

@@ -265,6 +265,23 @@ def test_rows_share_and_verdict_follow_the_bare_decoding_consumer(tmp_path: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_every_latency_run_gets_a_table_and_bars(tmp_path: Path) -> None:
+    result = _result(bare=40_000.0, logistic=10_000.0)
+    behind = {"count": 10, "p50_ms": 2_400.0, "p95_ms": 4_100.0, "p99_ms": 4_600.0,
+              "max_ms": 4_700.0}
+    slow = {**result["latency"], "rate_achieved": 5_000.0, "sent": 50, "received": 50,
+            "produce_to_consumed": behind, "produce_to_daemon_send": behind}
+    result["latency_runs"] = [result["latency"], slow]
+    out = io.StringIO()
+    show(result, Console(file=out, width=250))
+    text = out.getvalue()
+    assert "fed at 500 records/s" in text and "fed at 5,000 records/s" in text
+    assert "4600.0" in text  # the second run's p99
+    png = tmp_path / "two.png"
+    plot(result, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_templates_are_checked_against_the_known_ones() -> None:
     assert _templates(" logistic, arf ") == ("logistic", "arf")
     with pytest.raises(typer.BadParameter, match="'forest'"):

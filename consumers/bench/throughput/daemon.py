@@ -167,10 +167,10 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def latency_run(kafka: KafkaSettings, run_id: str, count: int, options: ThroughputOptions,
+def latency_run(kafka: KafkaSettings, run_id: str, rate: float, options: ThroughputOptions,
                 workdir: Path, tick: Tick) -> Row:
     """Records at a fixed rate into a ready daemon; each prediction's delay after the send."""
-    records = bench_records(count, options.seed + 1)
+    records = bench_records(options.latency_records(rate), options.seed + 1)
     prefix = f"{run_id}-latency"
     topics = bench_topics(f"{prefix}.parametric", prefix)
     ensure_topics(kafka, topic_plan(topics, options.partitions))
@@ -183,12 +183,12 @@ def latency_run(kafka: KafkaSettings, run_id: str, count: int, options: Throughp
         wait_ready(port, daemon, workdir / f"{prefix}.log")
         with watching(kafka, topics.predictions) as seen:
             sent, seconds = paced_produce(kafka, topics.inputs[0], records,
-                                          options.latency_rate, tick)
+                                          rate, tick)
             _drain(seen, len(sent))
             arrivals = list(seen)
     end_to_end, at_send = latencies(sent, arrivals)
     return {"template": LATENCY_TEMPLATE, "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
-            "rate_target": options.latency_rate,
+            "rate_target": rate,
             "rate_achieved": len(sent) / seconds, "seconds": seconds, "sent": len(sent),
             "received": len(arrivals),
             "produce_to_consumed": latency_summary(end_to_end),

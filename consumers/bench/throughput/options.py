@@ -79,7 +79,8 @@ class ThroughputOptions:
     records: int = 50_000
     bootstrap_servers: str | None = None
     templates: tuple[TemplateName, ...] = ("logistic", "arf")
-    latency_rate: float = 500.0
+    #: One latency run per rate, records/s; the first is the headline (``latency``).
+    latency_rates: tuple[float, ...] = (500.0,)
     latency_seconds: float = 20.0
     out: Path = Path("bench-results/throughput.json")
     plot: Path | None = Path("bench-results/throughput.png")
@@ -93,9 +94,8 @@ class ThroughputOptions:
     #: The scale-out arms: this many replicas in one group against one (1: not run).
     replicas: int = 2
 
-    @property
-    def latency_records(self) -> int:
-        return max(1, round(self.latency_rate * self.latency_seconds))
+    def latency_records(self, rate: float) -> int:
+        return max(1, round(rate * self.latency_seconds))
 
 
 class BenchError(StreamAlError):

@@ -150,11 +150,9 @@ def measure(kafka: KafkaSettings, run_id: str, options: ThroughputOptions, workd
     result["rounds"] = rounds
     result["arms"] = summarise(rounds, {arm.name: arm.label for arm in arms})
     result["skipped"] = skipped
-    result["latency"] = _latency_run_retried(
-        lambda attempt: phases.run(
-            f"latency at {options.latency_rate:g}/s", options.latency_records,
-            lambda tick: latency_run(kafka, f"{run_id}-{attempt}", options.latency_records,
-                                     options, workdir, tick)))
+    result["latency_runs"] = [_latency_at(kafka, run_id, rate, options, workdir, phases)
+                              for rate in options.latency_rates]
+    result["latency"] = result["latency_runs"][0]
     per_round = [{name: row.get("records_per_s") for name, row in r["arms"].items()}
                  for r in rounds]
     result["ratios"] = round_ratios(per_round, options.templates, replicas=options.replicas)
@@ -289,6 +287,14 @@ def _daemon_run_retried(kafka: KafkaSettings, topic: str, template: TemplateName
                 raise
             stalls.append(str(kept))
     raise AssertionError("unreachable")
+
+
+def _latency_at(kafka: KafkaSettings, run_id: str, rate: float, options: ThroughputOptions,
+                workdir: Path, phases: Phases) -> Row:
+    return _latency_run_retried(lambda attempt: phases.run(
+        f"latency at {rate:g}/s", options.latency_records(rate),
+        lambda tick: latency_run(kafka, f"{run_id}-{rate:g}-{attempt}", rate, options,
+                                 workdir, tick)))
 
 
 def _latency_run_retried(run: Callable[[int], Row]) -> Row:
