@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from consumers.bench.anchors import skal
-from consumers.bench.anchors.report import seed_means, wins_table
+from consumers.bench.anchors.report import savings_table, seed_means, wins_table
 from consumers.bench.anchors.run import AnchorsOptions, run_anchors
 from consumers.bench.anchors.runs import STREAM_AL_ARMS
 from consumers.bench.anchors.streams import Config
@@ -115,6 +115,23 @@ def test_savings_average_the_seeds_where_both_reach() -> None:
     attach_reach(rows, curves, keys=("dataset",))
     [variable_95, _] = [r for r in savings(rows, ("dataset",)) if r["strategy"] == "variable"]
     assert variable_95["savings"] == pytest.approx(0.75) and variable_95["reached"] == 1
+
+
+def test_the_savings_table_counts_the_configurations_at_half_of_randoms_labels() -> None:
+    # Random needs 100 labels on a, b and c; the strategy 40 (60 % saved), 90 (10 %) and
+    # 50 (50 %, on the bar). Budgets 0.1 and 0.4: the fewer labels of the two count.
+    rows, curves = [], []
+    for dataset, mine in (("a", 40), ("b", 90), ("c", 50)):
+        for strategy, budget, curve in (("all", 1.0, [(1000, 0.9)]),
+                                        ("random", 0.1, [(100, 0.9)]),
+                                        ("random", 0.4, [(300, 0.9)]),
+                                        ("stream-al:randomized", 0.1, [(5, 0.1)]),
+                                        ("stream-al:randomized", 0.4, [(mine, 0.9)])):
+            rows.append({**_row(strategy, budget, 0.9, dataset=dataset), "delay": 0})
+            curves.append(curve)
+    attach_reach(rows, curves, keys=("dataset", "model"))
+    table = savings_table(rows, ["all", "random", "stream-al:randomized"])
+    assert "| stream-al:randomized (default) | 3/3 | 50 % (3 of 3 better, 2 ≥ 50 %) |" in table
 
 
 def test_wins_ties_and_losses_compare_seed_means_with_a_tie_band() -> None:
