@@ -13,7 +13,7 @@ import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from stream_al.records import OracleRequest
 
@@ -40,6 +40,11 @@ class PendingQueries:
         self._open: OrderedDict[str, OracleRequest] = OrderedDict()
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._expiry: list[tuple[float, str]] = []  # (expires_at, query_id), a heap
+        # The same, for drop_expired: popped by the label log's time, not the local clock.
+        # A label burst calls drop_expired once per label, so it must not scan every open
+        # query (thousands behind a slow desk made that quadratic). Entries of queries
+        # already closed are skipped when they surface.
+        self._drop_order: list[tuple[float, str]] = []
         self._lapsed: set[str] = set()  # open, but past expires_at by the local clock
         self.evicted = 0
 
@@ -57,7 +62,11 @@ class PendingQueries:
         if request.query_id in self._open or request.query_id in self._answered:
             return False
         self._open[request.query_id] = request
-        heapq.heappush(self._expiry, (request.expires_at.timestamp(), request.query_id))
+        expires = request.expires_at.timestamp()
+        heapq.heappush(self._expiry, (expires, request.query_id))
+        heapq.heappush(self._drop_order, (expires, request.query_id))
+        if len(self._drop_order) > 2 * len(self._open) + 1024:
+            self._drop_order = self._order_open()  # closed queries' entries, compacted
         while len(self._open) > self.capacity:
             evicted, _ = self._open.popitem(last=False)
             self._lapsed.discard(evicted)
@@ -88,11 +97,26 @@ class PendingQueries:
     def drop_expired(self, now: datetime, grace_s: float) -> list[OracleRequest]:
         """Forget queries long past expiry; a label for them later is unknown, not applied."""
         cutoff = now.timestamp() - grace_s
-        stale = [r for r in self._open.values() if r.expires_at.timestamp() < cutoff]
-        for request in stale:
-            del self._open[request.query_id]
-            self._lapsed.discard(request.query_id)
+        stale = []
+        while self._drop_order and self._drop_order[0][0] < cutoff:
+            expires, query_id = heapq.heappop(self._drop_order)
+            request = self._open.get(query_id)
+            if request is None or request.expires_at.timestamp() != expires:
+                continue  # answered or evicted since
+            del self._open[query_id]
+            self._lapsed.discard(query_id)
+            stale.append(request)
         return stale
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_drop_order" not in state:  # pickled before the drop heap existed
+            self._drop_order = self._order_open()
+
+    def _order_open(self) -> list[tuple[float, str]]:
+        order = [(r.expires_at.timestamp(), qid) for qid, r in self._open.items()]
+        heapq.heapify(order)
+        return order
 
     def open_requests(self) -> list[OracleRequest]:
         return list(self._open.values())

@@ -54,3 +54,43 @@ def test_long_expired_queries_are_forgotten() -> None:
     dropped = pending.drop_expired(T0 + timedelta(seconds=100), grace_s=30)
     assert [r.record_id for r in dropped] == ["old"]
     assert [r.record_id for r in pending.open_requests()] == ["new"]
+
+
+def test_expired_queries_go_in_expiry_order_and_answered_ones_stay_answered() -> None:
+    pending = PendingQueries()
+    late, early, answered, alive = (request("late", ttl_s=50), request("early", ttl_s=10),
+                                    request("answered", ttl_s=20),
+                                    request("alive", ttl_s=10_000))
+    for asked in (late, early, answered, alive):
+        pending.add(asked)
+    pending.join(answered.query_id, T0 + timedelta(seconds=5))
+    dropped = pending.drop_expired(T0 + timedelta(seconds=100), grace_s=30)
+    assert [r.record_id for r in dropped] == ["early", "late"]
+    assert [r.record_id for r in pending.open_requests()] == ["alive"]
+    assert pending.join(answered.query_id, T0).outcome == "duplicate"
+    assert pending.drop_expired(T0 + timedelta(days=1), grace_s=30) == [alive]
+
+
+def test_queries_answered_before_they_expire_leave_no_growing_trail() -> None:
+    # drop_expired is called once per label: it pops an expiry heap instead of scanning
+    # every open query. Entries of queries answered in time must not pile up in it.
+    pending = PendingQueries()
+    for number in range(20_000):
+        asked = request(f"r-{number}", ttl_s=3_600)
+        pending.add(asked)
+        pending.join(asked.query_id, T0)
+        pending.drop_expired(T0, grace_s=30)
+    assert len(pending) == 0
+    assert len(pending._drop_order) <= 1024 + 1
+
+
+def test_a_store_pickled_before_the_expiry_heap_still_drops_expired_queries() -> None:
+    pending = PendingQueries()
+    pending.add(request("old", ttl_s=10))
+    pending.add(request("new", ttl_s=10_000))
+    state = dict(pending.__dict__)
+    del state["_drop_order"]  # what a checkpoint of the previous version holds
+    restored = PendingQueries.__new__(PendingQueries)
+    restored.__setstate__(state)
+    dropped = restored.drop_expired(T0 + timedelta(seconds=100), grace_s=30)
+    assert [r.record_id for r in dropped] == ["old"]
