@@ -102,6 +102,13 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def last_words(self, lines: int = 12) -> str:
+        """Whether it still runs and the end of its log: for the message of a wait that
+        gave up, so a process that stopped talking (or stopped) says so in CI's output."""
+        state = "running" if self.alive() else f"exited {self.popen.returncode}"
+        tail = "\n".join(f"  | {line}" for line in self.output().splitlines()[-lines:])
+        return f"{self.name} ({state}), the end of its log:\n{tail}"
+
     def kill9(self) -> None:
         self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(timeout=30)
@@ -234,7 +241,8 @@ class Harness:
             wait_until(lambda: self.logs_read_to_end(state_dir) and self.answered(),
                        "every record scored and every request answered")
         except AssertionError as error:
-            raise AssertionError(f"{error}; {self.progress(state_dir)}") from None
+            raise AssertionError(f"{error}; {self.progress(state_dir)}\n"
+                                 f"{oracle.last_words()}\n{daemon.last_words()}") from None
         code = oracle.terminate()
         assert code == 0, f"the oracle exited {code} on SIGTERM"
         wait_until(lambda: self.logs_read_to_end(state_dir), "every label read")

@@ -133,23 +133,21 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
                 tp = TopicPartition(message.topic, message.partition)
                 _offer(oracle, message, signer, now, held, tp, progress)
                 last_activity = now
-            attempted, unsent = unsent + list(oracle.due(now)), []
-            for label in attempted:
-                try:
-                    sink.send(Outgoing(settings.topics.labels, label.query_id.encode(),
-                                       encode(label)), tag=label)
-                except BrokerUnavailable:
-                    unsent.append(label)
+            attempted = unsent + list(oracle.due(now))
+            if attempted:
                 last_activity = now
-            sink.flush()
-            failures = sink.take_failures()
-            if refused := [f for f in failures if not f.retriable]:
-                # Not an outage: the broker refused a label (e.g. no write access).
-                raise LabelRefused(f"{len(refused)} labels were refused ({refused[0].reason})")
-            unsent += [f.tag for f in failures]
-            if unsent:
-                log.warning("Kafka has not taken %d labels (%s): sending them again",
-                            len(unsent), failures[0].reason if failures else "unreachable")
+            try:
+                unsent = _deliver(sink, settings.topics.labels, attempted)
+            except BrokerUnavailable as error:
+                # The producer itself is done for (librdkafka's idempotent producer turns
+                # fatal when a restarted broker lost what it had acknowledged): a new one
+                # sends every label of this turn again, as the daemon's reconnect does.
+                log.warning("the label producer failed (%s): sending %d labels again on a "
+                            "new one", error, len(attempted))
+                sink.close(0)
+                sink = _reconnected_sink(settings, stop)
+                unsent = attempted
+                continue
             waiting = {label.query_id for label in unsent}
             for label in attempted:
                 if label.query_id not in waiting:
@@ -174,6 +172,41 @@ def run_oracle(settings: Settings, oracle: SimulatedOracle, stop: threading.Even
         summary += f" (not committed past them, so they are read again next time: {TRUTH_HINT})"
     log.info("%s", summary)
     return 0
+
+
+def _deliver(sink: KafkaSink[OracleLabel], topic: str, labels: list[OracleLabel]
+             ) -> list[OracleLabel]:
+    """Send ``labels`` and wait for the broker; the ones it has not taken (it is away) are
+    returned, to be sent again. :class:`LabelRefused` if it refused one for good;
+    :class:`BrokerUnavailable` if the producer itself failed."""
+    unsent: list[OracleLabel] = []
+    for label in labels:
+        try:
+            sink.send(Outgoing(topic, label.query_id.encode(), encode(label)), tag=label)
+        except BrokerUnavailable:
+            unsent.append(label)
+    sink.flush()
+    failures = sink.take_failures()
+    if refused := [f for f in failures if not f.retriable]:
+        # Not an outage: the broker refused a label (e.g. no write access).
+        raise LabelRefused(f"{len(refused)} labels were refused ({refused[0].reason})")
+    unsent += [f.tag for f in failures]
+    if unsent:
+        log.warning("Kafka has not taken %d labels (%s): sending them again", len(unsent),
+                    failures[0].reason if failures else "unreachable")
+    return unsent
+
+
+def _reconnected_sink(settings: Settings, stop: threading.Event) -> KafkaSink[OracleLabel]:
+    """A new label producer, trying every second while the broker is away (or until
+    stopped: then :class:`BrokerUnavailable`)."""
+    while True:
+        try:
+            return KafkaSink.connect(settings.kafka)
+        except BrokerUnavailable as error:
+            log.warning("no label producer yet (%s): trying again in 1 s", error)
+            if stop.wait(1.0):
+                raise
 
 
 def _commit(consumer: Consumer, held: Held, final: bool = False) -> None:

@@ -5,16 +5,26 @@ a progress line shows while it works, and kafka-python's INFO chatter stays off 
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.kafka.sink import KafkaSink
+from consumers.oracle.simulate import run_oracle
+from consumers.settings import KafkaClient, KafkaSettings, Settings
 from stream_al.codec import decode_label, encode
+from stream_al.errors import BrokerUnavailable
+from stream_al.oracle import SimulatedOracle, truth_from_record
+from stream_al.records import OracleLabel
+from stream_al.topics import TopicNames
 from tests.clients_support import CLIENTS, command_env
 from tests.factories import parametric, request
 
@@ -130,3 +140,39 @@ def test_an_unknown_log_level_is_one_message_and_exit_2(oracle_env: dict[str, st
     assert ("Invalid value for '--log-level': Value error, 'loud' is not one of 'debug', "
             "'info', 'warning', 'error'") in said
     assert "Traceback" not in refused.stderr
+
+
+def test_a_producer_that_fails_for_good_is_replaced_and_its_labels_sent_again(
+        oracle_env: dict[str, str], kafka_client: KafkaClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """librdkafka's idempotent producer turns fatal when a restarted broker lost what it
+    had acknowledged; every later flush raises. The simulator must not stop answering:
+    it makes a new producer and sends that turn's labels again."""
+    real_connect = KafkaSink.connect
+    made: list[KafkaSink[OracleLabel]] = []
+
+    def connect(kafka: KafkaSettings, *args: Any, **kwargs: Any) -> KafkaSink[OracleLabel]:
+        sink: KafkaSink[OracleLabel] = real_connect(kafka, *args, **kwargs)
+        if not made:  # the first producer fails at its first flush, and for good
+            def dead(timeout_s: float | None = None) -> None:
+                raise BrokerUnavailable("could not deliver produced messages: fatal")
+            monkeypatch.setattr(sink, "flush", dead)
+        made.append(sink)
+        return sink
+
+    monkeypatch.setattr(KafkaSink, "connect", connect)
+    settings = Settings(kafka=KafkaSettings(
+        bootstrap_servers=oracle_env["STREAM_AL_KAFKA__BOOTSTRAP_SERVERS"],
+        client=kafka_client),
+        topics=TopicNames(requests=oracle_env["STREAM_AL_TOPICS__REQUESTS"],
+                          labels=oracle_env["STREAM_AL_TOPICS__LABELS"]))
+    caplog.set_level(logging.WARNING, logger="stream_al.oracle")
+    code = run_oracle(settings, SimulatedOracle(truth_from_record), threading.Event(),
+                      group=f"{settings.topics.requests}-oracle", idle_exit_s=4.0)
+
+    assert code == 0
+    assert len(made) == 2
+    assert "the label producer failed" in caplog.text
+    r1, r3 = (request(r).query_id for r in ("r-1", "r-3"))
+    # Sent on the first producer, maybe delivered, then sent again: at least once each.
+    assert set(labels_on(oracle_env)) == {r1, r3}
