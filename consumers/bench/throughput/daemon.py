@@ -125,7 +125,7 @@ def replicas_run(kafka: KafkaSettings, run_id: str, template: TemplateName,
         steady_cpu = wait_for_messages(kafka, topics.predictions, len(records), tick,
                                        daemons[0], workdir / f"{prefix}-0.log",
                                        what=f"{replicas} replicas", others=daemons[1:])
-        seen = [scrape(port) for port in ports]
+        seen = labels_settled(kafka, topics.requests, topics.labels, ports)
     stamps, distinct = topic_timestamps(kafka, topics.predictions, len(records))
     return {"template": template, "client": client, "replicas": replicas,
             **rates(len(records), started, min(stamps) / 1000, max(stamps) / 1000),
@@ -134,6 +134,23 @@ def replicas_run(kafka: KafkaSettings, run_id: str, template: TemplateName,
             "records_per_replica": [row["predicted"] + row["queried"] for row in seen],
             "labels_learnt_per_replica": [row["labels_applied"] for row in seen],
             "cpu_us_per_record": steady_cpu}
+
+
+def labels_settled(kafka: KafkaSettings, requests: str, labels: str, ports: Sequence[int],
+                   timeout_s: float = _DRAIN_S) -> list[dict[str, int]]:
+    """Every replica's counters once the oracle has answered every request and each
+    replica has read every label (or ``timeout_s`` passed): the last predictions go out
+    before the last labels come back, so counters read at once would say a replica had
+    learnt nothing when its labels were still on their way."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = [scrape(port) for port in ports]
+        told = message_count(kafka, labels)
+        settled = told >= message_count(kafka, requests) and all(
+            row["labels_read"] >= told for row in seen)
+        if settled or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.25)
 
 
 def _fastest_producer() -> Callable[[KafkaSettings, str, Sequence[BenchRecord], Tick], Row]:

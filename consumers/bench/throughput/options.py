@@ -64,6 +64,7 @@ _COUNTERS = {  # result field → (sample name, label, label value); None sums e
     "predicted": ("stream_al_records_total", "outcome", "predicted"),
     "queried": ("stream_al_records_total", "outcome", "queried"),
     "labels_applied": ("stream_al_labels_total", "outcome", "applied"),
+    "labels_read": ("stream_al_labels_total", None, None),
     "dead_letters": ("stream_al_dead_letters_total", None, None),
 }
 
