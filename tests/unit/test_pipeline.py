@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from stream_al.bus import Message
@@ -82,6 +84,32 @@ def test_labels_are_applied_in_log_order_once_the_request_arrives() -> None:
     assert len(replica.waiting_labels) == 1  # the second still waits: it could be in flight
     assert replica.learner.registry.get("PMIC-A7").version == 1
     assert registry.get_sample_value("stream_al_labels_total", {"outcome": "applied"}) == 1
+
+
+def test_its_own_request_read_back_is_not_decoded_again_but_a_look_alike_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe, registry = pipeline(**ALWAYS)
+    [_, sent] = pipe.handle(msg("ate.parametric", encode(parametric("d-1"))), T0)
+    decoded: list[bytes] = []
+
+    def counting_decode(value: bytes, **limits: Any) -> Any:
+        decoded.append(value)
+        return decode_request(value, **limits)
+
+    monkeypatch.setattr("stream_al.pipeline.decode_request", counting_decode)
+    own = Message(TOPICS.requests, 0, 0, sent.key, sent.value)
+    assert pipe.handle(own, T0) == [] and decoded == []
+    assert pipe.offsets[(TOPICS.requests, 0)] == 1
+    # The same key with other bytes (forged, or another replica's) is decoded and judged
+    # as before: this one is not JSON, so it is a dead letter.
+    forged = Message(TOPICS.requests, 0, 1, sent.key, sent.value[:-1])
+    [letter] = pipe.handle(forged, T0)
+    assert decoded == [sent.value[:-1]] and letter.topic == TOPICS.dlq
+    assert registry.get_sample_value("stream_al_dead_letters_total",
+                                     {"reason": "request_invalid"}) == 1
+    # Read back once: a replay of the same bytes is decoded (and, already open, ignored).
+    assert pipe.handle(Message(TOPICS.requests, 0, 2, sent.key, sent.value), T0) == []
+    assert decoded[-1] == sent.value and len(pipe.learner.pending) == 1
 
 
 def test_a_malformed_label_is_a_dead_letter_and_counted() -> None:
