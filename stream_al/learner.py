@@ -233,7 +233,7 @@ class Learner:
         entry = self.registry.get(model_key)
         policy = self._policy(model_key)
         x = extract(record, self.config.features)
-        proba = _finite(_clean(entry.model.predict_proba_one(dict(x))), model_key)
+        proba = _finite(_clean(entry.predict_proba(x)), model_key)
         predicted = self._predicted(policy, proba)
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
         novelty = policy.novelty.score_then_learn(measured_only(x)) if policy.novelty else None

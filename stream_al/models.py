@@ -40,6 +40,8 @@ TemplateName = Literal["logistic", "softmax", "naive_bayes", "hoeffding_tree", "
 #: Plain River classifiers, built as River's documentation shows them.
 PLAIN_TEMPLATES: tuple[TemplateName, ...] = ("river_lr", "river_ht", "river_gnb", "river_arf")
 Features = Mapping[str, float | None]
+#: The feature ``MeanImputer`` adds: the share of the expected values it had to fill.
+IMPUTED = "@imputed"
 
 
 class ModelConfig(BaseModel):
@@ -101,7 +103,7 @@ class MeanImputer(base.Transformer):
         self.means: dict[Hashable, stats.Mean] = {}
         self.learnt = 0  # labelled records
         self.first: dict[Hashable, int] = {}  # labelled records before a feature's first value
-        self._plan: _FillPlan | None = None
+        self._plan: FillPlan | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # The plan is derived state: checkpoints stay as they were without it.
@@ -133,9 +135,7 @@ class MeanImputer(base.Transformer):
         # Features never seen with a value stay absent: a scaled absent feature is 0,
         # which is the mean once scaling learns anything.
         filled = {name: value for name, value in x.items() if value is not None}
-        plan = self._plan
-        if plan is None or plan.min_presence != self.min_presence:
-            plan = self._plan = self._fill_plan()
+        plan = self.fill_plan()
         for name in plan.dropped:
             filled.pop(name, None)
         held = 0.0
@@ -146,13 +146,19 @@ class MeanImputer(base.Transformer):
                 filled[name] = mean
         # completeness() of the kept features' rates, its sums taken in the same order.
         complete = min(1.0, held / plan.expected) if plan.expected else None
-        filled["@imputed"] = 0.0 if complete is None else 1.0 - complete
+        filled[IMPUTED] = 0.0 if complete is None else 1.0 - complete
         return filled
 
-    def _fill_plan(self) -> _FillPlan:
+    def fill_plan(self) -> FillPlan:
         """What ``transform_one`` does with each known feature. It depends only on what
         was learnt, so it is worked out once per label rather than once per record (it
         was most of a prediction's cost)."""
+        plan = self._plan
+        if plan is None or plan.min_presence != self.min_presence:
+            plan = self._plan = self._new_fill_plan()
+        return plan
+
+    def _new_fill_plan(self) -> FillPlan:
         dropped: list[Hashable] = []
         kept: list[tuple[Hashable, float, float]] = []
         expected = 0.0
@@ -164,11 +170,11 @@ class MeanImputer(base.Transformer):
                 continue
             kept.append((name, rate, mean.get()))
             expected += rate * rate
-        return _FillPlan(self.min_presence, tuple(dropped), tuple(kept), expected)
+        return FillPlan(self.min_presence, tuple(dropped), tuple(kept), expected)
 
 
 @dataclass(frozen=True)
-class _FillPlan:
+class FillPlan:
     """``MeanImputer``'s decisions until its next ``learn_one``: the features it leaves
     out, and the kept ones in order with their presence rate and fill value."""
 

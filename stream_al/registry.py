@@ -8,6 +8,7 @@ from typing import Any
 
 from river import compose
 
+from stream_al.linear_scorer import LinearScorer
 from stream_al.models import Features, ModelConfig, build_model, stable_seed
 
 
@@ -22,6 +23,27 @@ class ModelEntry:
     #: Every feature name learnt: the imputer fills each one on every later prediction,
     #: so their number is bounded (``Limits.max_features_per_model``).
     features: set[str] = field(default_factory=set)
+    #: The model folded for prediction at ``version`` (None inside: not foldable).
+    _scorer: tuple[int, LinearScorer | None] | None = field(default=None, repr=False,
+                                                            compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Derived from the model: checkpoints stay as they were without it.
+        return {name: value for name, value in self.__dict__.items() if name != "_scorer"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scorer = None
+
+    def predict_proba(self, x: Features) -> dict[Any, float]:
+        """The model's distribution for ``x``: folded into one pass where the template
+        allows (``stream_al.linear_scorer``), else the pipeline's own."""
+        cached = self._scorer
+        if cached is None or cached[0] != self.version:
+            cached = self._scorer = (self.version, LinearScorer.compile(self.model))
+        scorer = cached[1]
+        proba = scorer.predict_proba(x) if scorer is not None else None
+        return proba if proba is not None else self.model.predict_proba_one(dict(x))
 
     def learn(self, x: Features, label: str, repeats: int = 1) -> None:
         """Learn one label; ``repeats`` > 1 shows the classifier the same example again
