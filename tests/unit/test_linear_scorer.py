@@ -54,8 +54,9 @@ def test_the_folded_scorer_gives_the_pipelines_distribution_at_every_state(
         x = _record(rng, step)
         scorer = LinearScorer.compile(model)
         if scorer is not None:
-            probes = [x, _record(rng, step, scale=1e6), {"t0": 1.0}, {"never_seen": 3.0},
-                      {name: None for name in NAMES}, {}]
+            probes: list[dict[str, float | None]] = [
+                x, _record(rng, step, scale=1e6), {"t0": 1.0}, {"never_seen": 3.0},
+                {name: None for name in NAMES}, {}]
             for probe in probes:
                 assert _close(scorer.predict_proba(probe), model.predict_proba_one(dict(probe)))
                 compared += 1
