@@ -34,6 +34,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +42,8 @@ from river import preprocessing, stats
 
 from stream_al.records import ParametricRecord, Record, RecordKind, TransactionRecord
 
-__all__ = ["FeatureConfig", "FeatureExtractor", "Features", "extract", "stat_imputer"]
+__all__ = ["FeatureConfig", "FeatureExtractor", "Features", "extract", "extractor",
+           "stat_imputer"]
 
 Features = dict[str, float | None]
 #: Distinct names remembered per extractor; a flood of random names must not grow memory.
@@ -110,7 +112,12 @@ class FeatureExtractor:
 
     def _parametric(self, record: ParametricRecord) -> Features:
         x = self._values(record.measurements, self._expected["parametric"])
-        config = self.config
+        x.update(self.derived(record))
+        return x
+
+    def derived(self, record: ParametricRecord) -> Features:
+        """The features a parametric record has beside its measurements' own."""
+        config, x = self.config, Features()
         if config.spatial:
             self._add_spatial(x, record.die_x, record.die_y)
         if config.site_feature and record.site is not None:
@@ -118,6 +125,12 @@ class FeatureExtractor:
         if config.tester_feature and record.tester_id is not None:
             x[f"@tester={record.tester_id}"] = 1.0
         return x
+
+    def columns(self, names: Iterable[str]) -> list[str | None]:
+        """The feature each measurement name becomes (None: left out), as in
+        ``extract``; the names ``expected_measurements`` adds are None-valued, no column."""
+        known = self._names
+        return [known[name] if name in known else self._decide(name) for name in names]
 
     def _transaction(self, record: TransactionRecord) -> Features:
         x = self._values(record.numeric, self._expected["transaction"])
@@ -180,13 +193,18 @@ def extract(record: Record, config: FeatureConfig) -> Features:
     {'vdd_core_v': 0.9, 'leak_ua': None, '@@die_edge': 1.5, '@die_radius': 5.0,
      '@die_edge': 1.0, '@site=2': 1.0, '@tester=T-093': 1.0}
     """
-    extractor = _EXTRACTORS.get(id(config))
-    if extractor is None or extractor.config is not config:
+    return extractor(config)(record)
+
+
+def extractor(config: FeatureConfig) -> FeatureExtractor:
+    """The compiled extractor of ``config``, one per config object."""
+    found = _EXTRACTORS.get(id(config))
+    if found is None or found.config is not config:
         # The entry keeps its config alive, so the id cannot be reused while cached.
         if len(_EXTRACTORS) >= 64:
             _EXTRACTORS.clear()
-        extractor = _EXTRACTORS[id(config)] = FeatureExtractor(config)
-    return extractor(record)
+        found = _EXTRACTORS[id(config)] = FeatureExtractor(config)
+    return found
 
 
 def stat_imputer(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import pickle
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream_al import uncertainty as measures
@@ -25,7 +26,7 @@ from stream_al.codec import encode
 from stream_al.diversity import RecentQueries
 from stream_al.errors import Refused
 from stream_al.evaluation import ModelScores, Window
-from stream_al.features import FeatureConfig, Features, extract
+from stream_al.features import FeatureConfig, Features, extract, extractor
 from stream_al.gates import Gate, GateConfig, make_gate
 from stream_al.limits import Limits
 from stream_al.models import (
@@ -45,6 +46,7 @@ from stream_al.records import (
     Influence,
     OracleLabel,
     OracleRequest,
+    ParametricRecord,
     Prediction,
     Record,
     query_id_for,
@@ -62,6 +64,8 @@ _CLASS_ENTRY_BYTES = 300
 #: Learning from a reading this large is snapshotted first, so a model that turns
 #: non-finite can be put back; ordinary readings skip the cost (an ARF is 7 MB to copy).
 _RISKY_ABS_VALUE = 1e6
+#: Shorter runs are decided one record at a time: the matrices' set-up would cost more.
+_MIN_RUN = 8
 
 
 class LearnerConfig(BaseModel):
@@ -135,6 +139,14 @@ class LabelResult:
     reason: Reason | None = None
     correct: bool | None = None
     latency_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a run worked out for one of its records (None: ``decide`` works it out)."""
+
+    proba: dict[Any, float] | None
+    share: float | None
 
 
 @dataclass
@@ -223,8 +235,12 @@ class Learner:
             value = getattr(record, name, None)
         return str(value) if value not in (None, "") else record.kind
 
-    def decide(self, record: Record, now: datetime) -> Decision:
+    def decide(self, record: Record, now: datetime, ready: Prepared | None = None
+               ) -> Decision:
         """Score a record, choose whether to query it, and say so.
+
+        ``ready`` carries what ``decide_each`` computed for a whole run of records
+        (``decide`` works it out itself where it is None or a field is None).
 
         Raises :class:`Refused` for a model key beyond ``limits`` (nothing changes then),
         and :class:`ValueError` when the model's distribution is not finite.
@@ -232,20 +248,31 @@ class Learner:
         model_key = self._admitted_key(record)
         entry = self.registry.get(model_key)
         policy = self._policy(model_key)
-        x = extract(record, self.config.features)
-        proba = _finite(_clean(entry.predict_proba(x)), model_key)
+        # Presence first: it counts every admitted record, whatever becomes of it, so a
+        # run's shares (computed before any of its records is decided) are the same.
+        share = ready.share if ready is not None and ready.share is not None \
+            else self._measured_share(policy, record)
+        given = ready.proba if ready is not None else None
+        # Most records need no feature dictionary once the run has scored them: only a
+        # query, a committee, novelty, diversity or an inline label reads it.
+        x = extract(record, self.config.features) \
+            if given is None or self._reads_features(policy, record) else None
+        proba = _finite(_clean(given if given is not None else
+                               entry.predict_proba(_features(x))), model_key)
         predicted = self._predicted(policy, proba)
         u = self._uncertainty(proba, x, len(entry.class_counts), model_key)
-        novelty = policy.novelty.score_then_learn(measured_only(x)) if policy.novelty else None
+        novelty = policy.novelty.score_then_learn(measured_only(_features(x))) \
+            if policy.novelty else None
         shown = _top(proba, self.config.limits.prediction_top_k)
         reason, skipped = self._choose(model_key, policy, self._diverse(policy, u, x),
                                        novelty, now,
                                        fits=lambda: self._request_fits(record),
-                                       informative=self._measured_share(policy, record)
-                                       >= self.config.min_measured_share)
+                                       informative=share >= self.config.min_measured_share)
+        if reason is not None and x is None:
+            x = extract(record, self.config.features)
         request = self._request(record, model_key, reason, u, shown, predicted, now, x)
         if request is not None and policy.recent is not None:
-            policy.recent.remember(x)
+            policy.recent.remember(_features(x))
         inline = self._inline(record, model_key, policy, predicted, x)
         prediction = Prediction(
             record_id=record.record_id, model_key=model_key, predicted=predicted, proba=shown,
@@ -255,15 +282,67 @@ class Learner:
         )
         return Decision(model_key, prediction, request, novelty, inline, skipped)
 
-    def _diverse(self, policy: ModelPolicy, u: float, x: Features) -> float:
+    def decide_each(self, records: Sequence[Record], now: datetime
+                    ) -> Iterator[Decision | Exception]:
+        """``decide`` for each record in order, with the same outcome as one call per
+        record: an exception ``decide`` would raise is yielded in that record's place.
+
+        A poll batch interleaves a few products. A model's parametric records with one
+        test list (``_runs``) have their presence shares and, with the logistic template,
+        their distributions computed together, as matrices, when the run's first record
+        comes up. Nothing decided meanwhile moves those: they are per model, no label is
+        learnt inside a batch, and the model's other records end its run. So each record
+        gets what its own call would find, but for the order of the sums in its
+        distribution (to 1e-12, ``tests/unit/test_runs.py``); every decision is still
+        taken one record at a time, in order.
+        """
+        starts = {run[0]: run for run in _runs(records, self.model_key_for)}
+        prepared: dict[int, Prepared] = {}
+        for at, record in enumerate(records):
+            if at in starts:
+                prepared.update(self._prepare(records, starts[at]))
+            try:
+                yield self.decide(record, now, prepared.pop(at, None))
+            except Exception as error:  # noqa: BLE001 - the caller contains each record
+                yield error
+
+    def _prepare(self, records: Sequence[Record], run: list[int]) -> dict[int, Prepared]:
+        """The shares and distributions of one run, by record index ({}: each record
+        works its own out, as for a model not created yet)."""
+        batch = [cast(ParametricRecord, records[at]) for at in run]
+        key = self.model_key_for(batch[0])
+        if key not in self.registry or key not in self.policies:
+            return {}
+        names = tuple(batch[0].measurements)
+        values = np.array([list(r.measurements.values()) for r in batch], dtype=np.float64)
+        has = values == values  # NaN, and None made NaN, is no value
+        presence = self.policies[key].presence
+        shares = presence.shares_then_learn(names, has) if presence is not None else None
+        probas: list[dict[Any, float] | None] = [None] * len(batch)
+        scorer = self.registry.get(key).scorer()
+        if scorer is not None:
+            features = extractor(self.config.features)
+            try:
+                probas = scorer.predict_proba_rows(features.columns(names), values, has,
+                                                   [features.derived(r) for r in batch])
+            except (ArithmeticError, ValueError, TypeError):  # each record scores itself
+                probas = [None] * len(batch)
+        return {at: Prepared(proba, None if shares is None else shares[i])
+                for i, (at, proba) in enumerate(zip(run, probas, strict=True))}
+
+    def _reads_features(self, policy: ModelPolicy, record: Record) -> bool:
+        return bool(self.config.committee_measure or policy.novelty is not None
+                    or self.config.gate.diversity or record.label is not None)
+
+    def _diverse(self, policy: ModelPolicy, u: float, x: Features | None) -> float:
         """u as the gate sees it: discounted by how like the last queries the record is."""
         delta = self.config.gate.diversity
         if not delta:
             return u
         if policy.recent is None:
             policy.recent = RecentQueries()
-        policy.recent.observe(x)
-        return u * (1.0 - delta * policy.recent.nearness(x))
+        policy.recent.observe(_features(x))
+        return u * (1.0 - delta * policy.recent.nearness(_features(x)))
 
     def _measured_share(self, policy: ModelPolicy, record: Record) -> float:
         """The share of a parametric record's usual values it has (1.0 for transactions):
@@ -302,10 +381,11 @@ class Learner:
         envelope = _REQUEST_ENVELOPE_BYTES + _CLASS_ENTRY_BYTES * limits.prediction_top_k
         return len(encode(record)) + envelope <= limits.max_request_bytes
 
-    def _uncertainty(self, proba: dict[str, float], x: Features, known: int,
+    def _uncertainty(self, proba: dict[str, float], x: Features | None, known: int,
                      model_key: str) -> float:
         committee = self.config.committee_measure
-        members = member_probas(self.registry.get(model_key).model, x) if committee else []
+        members = member_probas(self.registry.get(model_key).model, _features(x)) \
+            if committee else []
         if committee == "vote_entropy" and members:
             votes = [most_probable(_clean(p)) for p in members]
             return measures.vote_entropy([v for v in votes if v is not None], known)
@@ -347,12 +427,12 @@ class Learner:
 
     def _request(self, record: Record, model_key: str, reason: Reason | None, u: float,
                  proba: dict[str, float], predicted: str | None,
-                 now: datetime, x: Features) -> OracleRequest | None:
+                 now: datetime, x: Features | None) -> OracleRequest | None:
         if reason is None:
             return None
         model = self.registry.get(model_key).model
         request = OracleRequest(
-            influences=_influences(model, x, predicted),
+            influences=_influences(model, _features(x), predicted),
             query_id=query_id_for(record.record_id, model_key), record_id=record.record_id,
             kind=record.kind, model_key=model_key, reason=reason, uncertainty=u,
             threshold=self._policy(model_key).gate.threshold, proba=proba, predicted=predicted,
@@ -363,12 +443,12 @@ class Learner:
         return request
 
     def _inline(self, record: Record, model_key: str, policy: ModelPolicy,
-                predicted: str | None, x: Features) -> bool | None:
+                predicted: str | None, x: Features | None) -> bool | None:
         if record.label is None:
             return None
         correct = policy.scores.update("inline", predicted, record.label)
         if self.config.learn_inline_labels:
-            self.registry.get(model_key).learn(x, record.label)
+            self.registry.get(model_key).learn(_features(x), record.label)
         return correct
 
     # -- labels --------------------------------------------------------------------
@@ -468,6 +548,38 @@ class Learner:
                     f"{len(entry.features) + new} features, beyond "
                     f"learner.limits.max_features_per_model ({limits.max_features_per_model})")
         return None
+
+
+def _features(x: Features | None) -> Features:
+    if x is None:  # decide() extracts wherever _reads_features says a step reads them
+        raise RuntimeError("a step read features that were not extracted")
+    return x
+
+
+def _runs(records: Sequence[Record], key_of: Callable[[Record], str]) -> list[list[int]]:
+    """Indices of the runs among ``records``: per model key, consecutive unlabelled
+    parametric records (other models' records may come between) naming the same tests
+    in the same order. Any other record of that model ends its run, since deciding it
+    moves what the run's later records would see. Runs shorter than ``_MIN_RUN`` are
+    left out: their matrices would cost more than they save."""
+    done: list[list[int]] = []
+    open_runs: dict[str, tuple[tuple[str, ...], list[int]]] = {}
+    for at, record in enumerate(records):
+        key = key_of(record)
+        if isinstance(record, ParametricRecord) and record.label is None \
+                and record.measurements:
+            names = tuple(record.measurements)
+            current = open_runs.get(key)
+            if current is not None and current[0] == names:
+                current[1].append(at)
+                continue
+            if current is not None:
+                done.append(current[1])
+            open_runs[key] = (names, [at])
+        elif key in open_runs:
+            done.append(open_runs.pop(key)[1])
+    done += [indices for _, indices in open_runs.values()]
+    return sorted((run for run in done if len(run) >= _MIN_RUN), key=lambda run: run[0])
 
 
 def _fields_of(model: Any) -> Any:

@@ -49,8 +49,7 @@ def step(pipeline: Pipeline, logs: LogSource, inputs: Source, sink: Sink, now: d
         _send(sink, pipeline.drain_labels(requests_caught_up=True, now=now, labels_below=below),
               sent)
     batch = inputs.poll(max_records)
-    for message in batch:
-        _send(sink, pipeline.handle(message, now), sent)
+    _send(sink, pipeline.handle_inputs(batch, now), sent)
     topics = pipeline.topics
     return StepCounts(len(batch), labels, sent[topics.predictions], sent[topics.requests])
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from stream_al.auth import HEADER, RequestSigner
 from stream_al.bus import Message, Outgoing
@@ -28,13 +29,15 @@ from stream_al.codec import decode_label, decode_record, decode_request, encode
 from stream_al.errors import DecodeError, Refused
 from stream_al.learner import Decision, LabelResult, Learner
 from stream_al.metrics import Metrics
-from stream_al.records import DeadLetter
+from stream_al.records import DeadLetter, Record
 from stream_al.state import Checkpoint, Offsets
 from stream_al.topics import TopicNames
 
 #: Own requests remembered until read back. The read-back trails the send by a few poll
 #: batches; a request log this far behind is decoded as any other replica's would be.
 _UNREAD_OWN_REQUESTS_KEPT = 10_000
+
+T = TypeVar("T")
 
 
 class Pipeline:
@@ -82,8 +85,9 @@ class Pipeline:
             return out + self.drain_labels(requests_caught_up=False, now=now)
         return self._contained(self._on_record, message, now, "record", fresh)
 
-    def _contained(self, handler: Callable[[Message, datetime, bool], list[Outgoing]],
-                   message: Message, now: datetime, what: str, fresh: bool) -> list[Outgoing]:
+    def _contained(self, handler: Callable[[Message, datetime, bool], T],
+                   message: Message, now: datetime, what: str, fresh: bool
+                   ) -> T | list[Outgoing]:
         if message.value is None:
             return [self._dead_letter(message, "message has no value (null, e.g. a Kafka "
                                       "tombstone): nothing to decode; send a JSON object",
@@ -91,28 +95,91 @@ class Pipeline:
         try:
             return handler(message, now, fresh)
         except Exception as error:  # noqa: BLE001 - one message must never stop the daemon
-            reason = (f"processing this {what} failed ({type(error).__name__}: {error}); "
-                      "the daemon went on without it")
-            return [self._dead_letter(message, reason, f"{what}_failed", now, fresh)]
+            return [self._failed(message, what, error, now, fresh)]
+
+    def _failed(self, message: Message, what: str, error: Exception, now: datetime,
+                fresh: bool) -> Outgoing:
+        reason = (f"processing this {what} failed ({type(error).__name__}: {error}); "
+                  "the daemon went on without it")
+        return self._dead_letter(message, reason, f"{what}_failed", now, fresh)
 
     # -- records ---------------------------------------------------------------------
 
+    def handle_inputs(self, messages: Sequence[Message], now: datetime) -> list[Outgoing]:
+        """``handle`` for each message of a poll batch, in order, the same outputs in the
+        same order; the records among them are decided together
+        (``Learner.decide_each``), which shares the work of a run of one model's
+        records. Decoding changes nothing in the learner, so each stretch of records
+        is decoded first, then decided."""
+        out: list[Outgoing] = []
+        stretch: list[Message] = []
+        for message in messages:
+            if message.topic in (self.topics.labels, self.topics.requests):
+                out += self._records(stretch, now)
+                stretch = []
+                out += self.handle(message, now)
+            else:
+                stretch.append(message)
+        return out + self._records(stretch, now)
+
+    def _records(self, messages: Sequence[Message], now: datetime) -> list[Outgoing]:
+        slots: list[list[Outgoing] | tuple[Message, Record, bool, float]] = []
+        for message in messages:
+            fresh = self._advance(message)
+            started = time.perf_counter()
+            decoded = self._contained(self._decoded, message, now, "record", fresh)
+            if isinstance(decoded, list):  # its dead letter
+                slots.append(decoded)
+            else:
+                slots.append((message, decoded, fresh, time.perf_counter() - started))
+        decisions = self.learner.decide_each(
+            [slot[1] for slot in slots if isinstance(slot, tuple)], now)
+        out: list[Outgoing] = []
+        for slot in slots:
+            if isinstance(slot, list):
+                out += slot
+                continue
+            message, record, fresh, decoding = slot
+            started = time.perf_counter()
+            try:
+                decided = next(decisions)
+                out += self._outputs(message, record, decided, now, fresh,
+                                     decoding + time.perf_counter() - started)
+            except Exception as error:  # noqa: BLE001 - one message must never stop the daemon
+                out.append(self._failed(message, "record", error, now, fresh))
+        return out
+
     def _on_record(self, message: Message, now: datetime, fresh: bool) -> list[Outgoing]:
         started = time.perf_counter()
+        decoded = self._decoded(message, now, fresh)
+        if isinstance(decoded, list):  # its dead letter
+            return decoded
+        try:
+            decided: Decision | Exception = self.learner.decide(decoded, now)
+        except Refused as error:
+            decided = error
+        return self._outputs(message, decoded, decided, now, fresh,
+                             time.perf_counter() - started)
+
+    def _decoded(self, message: Message, now: datetime, fresh: bool
+                 ) -> Record | list[Outgoing]:
         limits = self.learner.config.limits
         assert message.value is not None
         try:
-            record = decode_record(message.value, max_bytes=limits.max_record_bytes,
-                                   max_abs_value=limits.max_abs_value)
+            return decode_record(message.value, max_bytes=limits.max_record_bytes,
+                                 max_abs_value=limits.max_abs_value)
         except DecodeError as error:
             self._count_record("unknown", "dead_letter", fresh)
             return [self._dead_letter(message, error.reason, "record_invalid", now, fresh)]
-        try:
-            decision = self.learner.decide(record, now)
-        except Refused as error:
+
+    def _outputs(self, message: Message, record: Record, decided: Decision | Exception,
+                 now: datetime, fresh: bool, seconds: float) -> list[Outgoing]:
+        if isinstance(decided, Refused):
             self._count_record(record.kind, "dead_letter", fresh)
-            return [self._dead_letter(message, error.reason, "record_refused", now, fresh)]
-        where = message.where
+            return [self._dead_letter(message, decided.reason, "record_refused", now, fresh)]
+        if isinstance(decided, Exception):
+            raise decided  # _contained makes it this record's dead letter
+        decision, where = decided, message.where
         out = [Outgoing(self.topics.predictions, record.record_id.encode(),
                         encode(decision.prediction), where)]
         if decision.request is not None:
@@ -122,7 +189,7 @@ class Pipeline:
             out.append(Outgoing(self.topics.requests, key, value, where, headers))
             self._remember_own_request(key, value)
         if fresh:
-            self._observe_decision(record.kind, decision, time.perf_counter() - started)
+            self._observe_decision(record.kind, decision, seconds)
         return out
 
     # -- requests and labels -----------------------------------------------------------
@@ -162,6 +229,7 @@ class Pipeline:
         the request log's end may still have its request in flight, so it waits.
 
         >>> from datetime import UTC, datetime
+from typing import TypeVar
         >>> from stream_al.learner import Learner, LearnerConfig
         >>> pipe = Pipeline(Learner(LearnerConfig()), TopicNames())
         >>> now = datetime(2026, 1, 1, tzinfo=UTC)

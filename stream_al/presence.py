@@ -12,7 +12,10 @@ counts by how often it has a value in the model's records (``completeness``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 
 class Presence:
@@ -63,6 +66,37 @@ class Presence:
         share = min(1.0, held / expected) if records and expected else plain
         self.records += 1
         return round(share, 4)
+
+    def shares_then_learn(self, names: Sequence[str], has: npt.NDArray[np.bool_]
+                          ) -> list[float] | None:
+        """``share_then_learn`` for a run of records that all name ``names`` in this
+        order, ``has[i, j]`` saying whether record i has a value for name j; the same
+        shares to the last bit, or None (nothing learnt) when a name has never had a
+        value here, whose first value would move the others' rates mid-run.
+
+        Within a run each name's count before record i is its count before the run
+        plus the values in rows above i, and ``cumsum`` adds in the per-record loop's
+        order, so every sum is the same float."""
+        present, first, records = self._present, self._first, self.records
+        if not records or any(name not in present for name in names):
+            return None
+        runs, width = has.shape
+        if width != len(names) or not runs:
+            return None
+        counts = np.array([present[name] for name in names], dtype=np.float64)
+        starts = np.array([first[name] for name in names], dtype=np.float64)
+        held_so_far = np.cumsum(has, axis=0, dtype=np.float64) - has
+        since = records + np.arange(runs, dtype=np.float64)[:, None] - starts
+        rates = (counts + held_so_far) / np.where(since > 1, since, 1.0)
+        expected = np.cumsum(rates * rates, axis=1)[:, -1]
+        held = np.cumsum(np.where(has, rates, 0.0), axis=1)[:, -1]
+        shares = [round(min(1.0, h / e), 4) if e else round(m / width, 4) for h, e, m
+                  in zip(held.tolist(), expected.tolist(), has.sum(axis=1).tolist(),
+                         strict=True)]
+        for name, total in zip(names, has.sum(axis=0).tolist(), strict=True):
+            present[name] += total
+        self.records += runs
+        return shares
 
     def _rate(self, name: str) -> float:
         """Share of the records since ``name`` first had a value that had one (a test

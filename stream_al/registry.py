@@ -35,13 +35,17 @@ class ModelEntry:
         self.__dict__.update(state)
         self._scorer = None
 
-    def predict_proba(self, x: Features) -> dict[Any, float]:
-        """The model's distribution for ``x``: folded into one pass where the template
-        allows (``stream_al.linear_scorer``), else the pipeline's own."""
+    def scorer(self) -> LinearScorer | None:
+        """The model folded at its current version, or None where it does not fold."""
         cached = self._scorer
         if cached is None or cached[0] != self.version:
             cached = self._scorer = (self.version, LinearScorer.compile(self.model))
-        scorer = cached[1]
+        return cached[1]
+
+    def predict_proba(self, x: Features) -> dict[Any, float]:
+        """The model's distribution for ``x``: folded into one pass where the template
+        allows (``stream_al.linear_scorer``), else the pipeline's own."""
+        scorer = self.scorer()
         proba = scorer.predict_proba(x) if scorer is not None else None
         return proba if proba is not None else self.model.predict_proba_one(dict(x))
 

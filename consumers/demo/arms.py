@@ -27,7 +27,7 @@ from stream_al.bus import InMemoryConsumer
 from stream_al.codec import decode_prediction
 from stream_al.evaluation import Confusion, LearningCurve
 from stream_al.inmemory import InMemoryLoop
-from stream_al.learner import Decision, Learner, LearnerConfig
+from stream_al.learner import Decision, Learner, LearnerConfig, Prepared
 from stream_al.metrics import Metrics
 from stream_al.models import stable_seed
 from stream_al.oracle import SimulatedOracle
@@ -78,9 +78,10 @@ class PacedRandomLearner(Learner):
         super().__init__(config)
         self.pace = pace
 
-    def decide(self, record: Record, now: datetime) -> Decision:
+    def decide(self, record: Record, now: datetime, ready: Prepared | None = None
+               ) -> Decision:
         self.pace.target = self.pace.active_after.pop(record.record_id, self.pace.target)
-        decision = super().decide(record, now)
+        decision = super().decide(record, now, ready)
         policy = self.policies[decision.model_key]
         if not isinstance(policy.gate, PacedRandomGate):
             # A model's first device is always in warm-up, so its configured gate is
