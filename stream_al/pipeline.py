@@ -229,7 +229,6 @@ class Pipeline:
         the request log's end may still have its request in flight, so it waits.
 
         >>> from datetime import UTC, datetime
-from typing import TypeVar
         >>> from stream_al.learner import Learner, LearnerConfig
         >>> pipe = Pipeline(Learner(LearnerConfig()), TopicNames())
         >>> now = datetime(2026, 1, 1, tzinfo=UTC)
