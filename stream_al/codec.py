@@ -182,15 +182,22 @@ def _require_unique_keys(data: bytes) -> None:
     (ours takes the last, a browser's the last, others the first), so such a message
     could mean one thing to the daemon and another to the desk. Requests and labels are
     few (budget-sized), so the second parse is affordable there; records skip it."""
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in items]
-        if len(set(keys)) != len(keys):
-            twice = next(key for key in keys if keys.count(key) > 1)
-            raise DecodeError(f"payload names the key {json.dumps(twice)} twice; send each "
-                              "key once")
-        return dict(items)
+    _UNIQUE_KEYS_PARSER.decode(bytes(data).decode("utf-8"))
 
-    json.loads(data, object_pairs_hook=pairs)
+
+def _dict_of_unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Called once per JSON object; the common case costs one dict build and a length test.
+    built = dict(items)
+    if len(built) != len(items):
+        keys = [key for key, _ in items]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise DecodeError(f"payload names the key {json.dumps(twice)} twice; send each "
+                          "key once")
+    return built
+
+
+#: Built once: ``json.loads`` with a hook makes a new decoder (and scanner) every call.
+_UNIQUE_KEYS_PARSER: Final = json.JSONDecoder(object_pairs_hook=_dict_of_unique_pairs)
 
 
 def _check_size(data: bytes, max_bytes: int) -> None:

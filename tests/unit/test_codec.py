@@ -297,6 +297,37 @@ def test_a_bad_request_is_refused_with_a_reason(data: bytes, reason: str) -> Non
     assert reason_of(decode_request, data) == reason
 
 
+def _with_key_twice(payload: bytes, key: str, second: str) -> bytes:
+    # JSON text with `key` written a second time right after the first occurrence.
+    quoted = json.dumps(key)
+    at = payload.index(quoted.encode() + b":")
+    return payload[:at] + f"{quoted}:{second},".encode() + payload[at:]
+
+
+@pytest.mark.parametrize(
+    ("decode", "payload", "key", "second"),
+    [
+        (decode_label, raw(label()), "label", '"pass"'),
+        (decode_request, raw(request()), "reason", '"audit"'),
+        # Nested: a measurement named twice inside the record a request carries.
+        (decode_request, raw(request()), "vdd_core_v", "1.5"),
+    ],
+)
+def test_a_label_or_request_naming_a_key_twice_is_refused(
+    decode: Decoder, payload: bytes, key: str, second: str
+) -> None:
+    decode(payload)  # the payload is fine with each key once
+    assert reason_of(decode, _with_key_twice(payload, key, second)) == (
+        f'payload names the key "{key}" twice; send each key once'
+    )
+
+
+def test_the_same_key_in_two_objects_is_not_a_duplicate() -> None:
+    # "label" names a field of the request and of the record it carries: two objects.
+    decoded = decode_request(raw(request(record=parametric(label="fail"))))
+    assert decoded.record.label == "fail"
+
+
 def test_a_bad_prediction_is_refused_with_a_reason() -> None:
     data = raw(
         {
