@@ -52,9 +52,8 @@ class KafkaSettings(BaseModel):
     model_config = _FROZEN
 
     client: KafkaClient = Field(
-        "confluent", description="the Kafka client: confluent (confluent-kafka on "
-        "librdkafka, the default: the daemon runs ~1.5x faster on it) or kafka-python "
-        "(pure Python)", validate_default=True)
+        "kafka-python", description="the Kafka client: kafka-python (pure Python, the "
+        "default) or confluent (confluent-kafka on librdkafka, from the [confluent] extra)")
     bootstrap_servers: Annotated[list[str], NoDecode] = Field(
         ["localhost:9092"], min_length=1, description="host:port list, comma-separated in env")
     group_id: str = Field("stream-al", min_length=1, description="consumer group of the inputs")
@@ -77,9 +76,8 @@ class KafkaSettings(BaseModel):
     @classmethod
     def _installed(cls, value: str) -> str:
         if value == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
-            raise ValueError("confluent-kafka is not installed (stream-al depends on it: "
-                             "pip install 'confluent-kafka>=2.6,<3'), or set kafka.client: "
-                             "kafka-python")
+            raise ValueError("confluent-kafka is not installed: pip install "
+                             "'stream-al[confluent]', or use kafka-python")
         return value
 
     @field_validator("bootstrap_servers", mode="before")
