@@ -43,13 +43,15 @@ def intruder_grants(topics: TopicNames) -> list[Grant]:
 
 
 def principal_config(kafka: LocalKafka, principal: str, topics: TopicNames, workdir: Path,
-                     **sections: Any) -> Path:
-    """A YAML settings file (0600: it holds a password) logging ``principal`` in; any
-    ``sections`` are added as they are (``http``, ``desk``, ``checkpoint``…)."""
+                     client: str = "kafka-python", **sections: Any) -> Path:
+    """A YAML settings file (0600: it holds a password) logging ``principal`` in with
+    ``kafka.client`` ``client``; any ``sections`` are added as they are (``http``,
+    ``desk``, ``checkpoint``…)."""
     options = kafka.client_options(principal)
     settings = {
         "kafka": {**options, "bootstrap_servers": [options["bootstrap_servers"]],
-                  "client_id": f"secured-{principal}", "group_id": DAEMON_GROUP},
+                  "client_id": f"secured-{principal}", "group_id": DAEMON_GROUP,
+                  "client": client},
         "topics": topics.model_dump(mode="json"),
         "security": {"request_key": REQUEST_KEY},
         "state_dir": str(workdir / f"{principal}-state"),

@@ -158,6 +158,13 @@ REFUSALS = frozenset({
 })
 
 
+#: About a consumer group: what an assigned-only consumer, which has none in use, ignores.
+GROUP_ERRORS = frozenset({
+    _E.GROUP_AUTHORIZATION_FAILED, _E.COORDINATOR_NOT_AVAILABLE, _E.NOT_COORDINATOR,
+    _E.COORDINATOR_LOAD_IN_PROGRESS, _E.INVALID_GROUP_ID,
+})
+
+
 def client_error(error: Any) -> ClientError:
     """librdkafka's error (a ``KafkaError``, or a ``KafkaException`` carrying one) as the
     gateway's. A fatal error is an outage too: the daemon drops the client and makes a
@@ -423,8 +430,16 @@ class ConfluentConsumer:
 
     def _consume_error(self, error: Any) -> None:
         """A partition's event: the end of it is no news; a refusal (not authorized) or a
-        fatal error is raised, as kafka-python raises them; others librdkafka retries."""
+        fatal error is raised, as kafka-python raises them; others librdkafka retries.
+
+        An assigned-only consumer's group is a name librdkafka insists on, never used:
+        it still looks for the group's coordinator, and a broker whose ACLs grant that
+        name nothing (the README's do not) refuses. Reading by assignment needs no
+        coordinator, so that refusal is no reason to stop reading."""
         if error.code() == _E._PARTITION_EOF:
+            return
+        if self.group is None and error.code() in GROUP_ERRORS:
+            LIBRDKAFKA_LOG.debug("assigned-only consumer, group unused: %s", error.str())
             return
         mapped = client_error(error)
         if mapped.fatal or not mapped.retriable:

@@ -27,6 +27,7 @@ from consumers.kafka_local import LocalKafka, reap_orphans
 from consumers.kafka_local.acls import floor_grants, grant, in_force
 from stream_al.codec import decode_prediction
 from stream_al.topics import TopicNames
+from tests.clients_support import CLIENTS
 from tests.daemon_support import STREAM_AL, DaemonProc, Harness, Proc, total, wait_until
 from tests.secured_kafka_support import (
     DAEMON_GROUP,
@@ -70,24 +71,44 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         atexit.unregister(kafka.discard)
 
 
-@pytest.fixture(scope="module")
-def floor(secured: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> TopicNames:
-    """The topics, made by ``stream-al topics create`` as admin, and every role's ACLs."""
-    config = principal_config(secured, "admin", TOPICS, tmp_path_factory.mktemp("admin"))
+def make_floor(secured: LocalKafka, topics: TopicNames, workdir: Path) -> TopicNames:
+    """``topics``, made by ``stream-al topics create`` as admin, and every role's ACLs."""
+    config = principal_config(secured, "admin", topics, workdir)
     created = subprocess.run(  # noqa: S603 - an argument list, never a shell
         [STREAM_AL, "topics", "create", "--config", str(config), "--input-partitions", "3"],
         capture_output=True, text=True, timeout=120, check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     grant(secured.client_options(),
-          floor_grants(TOPICS, daemon_group=DAEMON_GROUP) + intruder_grants(TOPICS))
-    return TOPICS
+          floor_grants(topics, daemon_group=DAEMON_GROUP) + intruder_grants(topics))
+    return topics
+
+
+@pytest.fixture(scope="module")
+def floor(secured: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> TopicNames:
+    """The default topic names and the floor's ACLs on them."""
+    return make_floor(secured, TOPICS, tmp_path_factory.mktemp("admin"))
 
 
 @pytest.fixture
-def harness(secured: LocalKafka, floor: TopicNames, tmp_path: Path,
+def client_floor(secured: LocalKafka, floor: TopicNames, kafka_client: str,
+                 tmp_path: Path) -> TopicNames:
+    """The default names for kafka-python; for another client a topic set of its own
+    (the same ACLs on it), so its run never reads what an earlier one left."""
+    if kafka_client == "kafka-python":
+        return floor
+    own = TopicNames(**{field: f"{getattr(TOPICS, field)}-{kafka_client}"
+                        for field in ("parametric", "transactions", "predictions",
+                                      "requests", "labels", "dlq", "claims")})
+    (workdir := tmp_path / "admin").mkdir()
+    return make_floor(secured, own, workdir)
+
+
+@pytest.fixture
+def harness(secured: LocalKafka, client_floor: TopicNames, tmp_path: Path,
             kafka_client: str) -> Iterator[Harness]:
     """Kills every process the test started, on failure too."""
-    with Harness(secured.bootstrap, floor, DAEMON_GROUP, tmp_path, kafka_client) as harness:
+    with Harness(secured.bootstrap, client_floor, DAEMON_GROUP, tmp_path,
+                 kafka_client) as harness:
         yield harness
     for proc in harness.procs:  # pytest shows what a teardown printed only on failure
         print(f"--- tail of {proc.log} ---\n{proc.output()[-4000:]}")
@@ -101,13 +122,10 @@ def start(harness: Harness, name: str, *args: str) -> Proc:
 
 def config(secured: LocalKafka, principal: str, harness: Harness, **sections: Any) -> str:
     return str(principal_config(secured, principal, harness.topics, harness.workdir,
-                                **sections))
+                                harness.client, **sections))
 
 
-# kafka-python only: this module's one secured broker keeps the default topic names (the
-# ACLs under test), so a second client's run would read the first one's predictions too.
-# On confluent-kafka it fails today: its assigned-only consumers' group (client_id.assigned)
-# is not in the floor ACLs (docs/benchmarks.md, session 13).
+@pytest.mark.parametrize("kafka_client", CLIENTS)
 def test_the_loop_closes_with_a_principal_per_role(secured: LocalKafka, harness: Harness
                                                    ) -> None:
     topics, admin = harness.topics, secured.client_options()

@@ -5,6 +5,7 @@ No broker: these are the pure mappings."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import confluent_kafka as ck
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from consumers.kafka import confluent, kafka_python
 from consumers.kafka.clients import LINGER_MS, MAX_MESSAGE_BYTES
-from consumers.kafka.gateway import TopicPartition
+from consumers.kafka.gateway import ClientError, TopicPartition
 from consumers.settings import KafkaSettings, Settings
 
 SECURED: dict[str, Any] = {
@@ -119,6 +120,25 @@ def test_confluent_errors_are_outages_unless_the_broker_refused_for_good(
 def test_a_fatal_confluent_error_is_an_outage_the_daemon_reconnects_from() -> None:
     error = confluent.client_error(ck.KafkaError(ck.KafkaError._FENCED, fatal=True))
     assert error.fatal and error.retriable
+
+
+@pytest.mark.parametrize("group", [None, "stream-al"])
+def test_only_a_consumer_in_a_group_stops_on_the_groups_refusal(group: str | None) -> None:
+    # librdkafka looks up a coordinator even for an assigned-only consumer's made-up group;
+    # with the README's ACLs the broker refuses it, and reading must go on regardless.
+    # The rule reads nothing but the consumer's group, so a stand-in needs no broker.
+    consumer = SimpleNamespace(group=group)
+    consume_error = confluent.ConfluentConsumer._consume_error  # noqa: SLF001
+    refused = ck.KafkaError(ck.KafkaError.GROUP_AUTHORIZATION_FAILED)
+    if group is None:
+        consume_error(consumer, refused)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ClientError) as raised:
+            consume_error(consumer, refused)  # type: ignore[arg-type]
+        assert not raised.value.retriable
+    with pytest.raises(ClientError):  # a topic's refusal stops either one
+        consume_error(consumer,  # type: ignore[arg-type]
+                      ck.KafkaError(ck.KafkaError.TOPIC_AUTHORIZATION_FAILED))
 
 
 @pytest.mark.parametrize(("error", "retriable"), [
