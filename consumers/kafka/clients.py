@@ -1,5 +1,5 @@
 """Client factories: the one producer configuration and the consumer defaults, for the
-client ``kafka.client`` names (kafka-python, the default, or confluent-kafka).
+client ``kafka.client`` names (confluent-kafka, the default, or kafka-python).
 
 Both clients get the same settings in their own words (``kafka_python.py`` and
 ``confluent.py`` say how); every module outside ``consumers/kafka`` gets its clients

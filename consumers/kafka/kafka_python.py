@@ -1,4 +1,4 @@
-"""The gateway on kafka-python (the default client): the settings the project has always
+"""The gateway on kafka-python (the pure-Python client): the settings the project has always
 used, kafka-python's errors as :class:`ClientError`, and its workarounds.
 
 ``native_consumer`` and ``native_producer`` are the raw clients with the project's
