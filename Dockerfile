@@ -17,8 +17,8 @@ WORKDIR /opt/stream-al
 COPY pyproject.toml README.md ./
 COPY stream_al ./stream_al
 COPY consumers ./consumers
-# [confluent]: so kafka.client: confluent (STREAM_AL_KAFKA__CLIENT) needs no rebuild.
-RUN pip install ".[confluent]" && rm -rf /opt/stream-al/build
+# Both Kafka clients come with the package (confluent-kafka the default).
+RUN pip install . && rm -rf /opt/stream-al/build
 
 # Run from the state directory, not the source tree, so nothing imports the copied sources.
 WORKDIR /var/lib/stream-al

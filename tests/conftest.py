@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from consumers.settings import DEFAULT_CLIENT
 from tests.clients_support import CLIENT_ENV, CLIENTS
 
 BOOTSTRAP_ENV = "STREAM_AL_TEST_BOOTSTRAP"
@@ -52,7 +53,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def kafka_client() -> str:
     """The ``kafka.client`` of this test (``@pytest.mark.parametrize("kafka_client",
     CLIENTS)`` runs a test with each)."""
-    client = os.environ.get(CLIENT_ENV, "kafka-python")
+    client = os.environ.get(CLIENT_ENV, DEFAULT_CLIENT)
     assert client in CLIENTS, f"{CLIENT_ENV}={client}: use one of {', '.join(CLIENTS)}"
     return client
 

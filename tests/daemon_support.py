@@ -35,6 +35,7 @@ from consumers.daemon.checkpoints import CheckpointStore
 from consumers.kafka.topics import topic_plan
 from consumers.kafka_local import LocalKafka, reap_orphans
 from consumers.kafka_local.config import free_port
+from consumers.settings import DEFAULT_CLIENT
 from stream_al.codec import decode_label, decode_prediction, decode_record, decode_request
 from stream_al.errors import DecodeError
 from stream_al.features import extract
@@ -178,7 +179,7 @@ class Harness:
     group: str
     workdir: Path
     #: ``kafka.client`` of every process started through this harness.
-    client: str = "kafka-python"
+    client: str = DEFAULT_CLIENT
 
     def __post_init__(self) -> None:
         self.procs: list[Proc] = []

@@ -25,6 +25,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from consumers.kafka_local import LocalKafka
 from consumers.kafka_local.acls import FLOOR_PRINCIPALS, Grant
 from consumers.kafka_local.secure import write_private
+from consumers.settings import DEFAULT_CLIENT
 from stream_al.topics import TopicNames
 from tests.daemon_support import HANG_GUARD_S, Proc, wait_until
 
@@ -43,7 +44,7 @@ def intruder_grants(topics: TopicNames) -> list[Grant]:
 
 
 def principal_config(kafka: LocalKafka, principal: str, topics: TopicNames, workdir: Path,
-                     client: str = "kafka-python", **sections: Any) -> Path:
+                     client: str = DEFAULT_CLIENT, **sections: Any) -> Path:
     """A YAML settings file (0600: it holds a password) logging ``principal`` in with
     ``kafka.client`` ``client``; any ``sections`` are added as they are (``http``,
     ``desk``, ``checkpoint``…)."""

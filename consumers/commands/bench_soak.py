@@ -35,8 +35,9 @@ def register(cli: Cli) -> None:
             help="host:port list of a broker to use (never stopped); default: start a "
                  "local Apache Kafka and stop it after")] = None,
         client: Annotated[KafkaClient, typer.Option(
-            help="kafka.client of the daemon and of the soak's own clients")]
-        = "kafka-python",
+            help="kafka.client of the daemon and of the soak's own clients (the "
+                 "daemon's default, confluent)")]
+        = "confluent",
         out: Annotated[Path, typer.Option(help="results as JSON")]
         = Path("bench-results/soak.json"),
         plot: Annotated[Path | None, typer.Option(help="throughput and RSS PNG")]

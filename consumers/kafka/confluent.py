@@ -46,12 +46,12 @@ try:
         NewTopic,
         ResourceType,
     )
-except ImportError as missing:  # pragma: no cover - the [confluent] extra is not installed
+except ImportError as missing:  # pragma: no cover - a broken install: it is a dependency
     from stream_al.errors import ConfigError
 
-    raise ConfigError("kafka.client is 'confluent' but confluent-kafka is not installed: "
-                      "pip install 'stream-al[confluent]', or set kafka.client: kafka-python"
-                      ) from missing
+    raise ConfigError("kafka.client is 'confluent' but confluent-kafka is not installed "
+                      "(stream-al depends on it): pip install 'confluent-kafka>=2.6,<3', or "
+                      "set kafka.client: kafka-python") from missing
 
 #: librdkafka's log lines go to a child of the "kafka" logger, so the level the commands
 #: set for kafka-python's chatter (``setup_logging``) applies to them too.

@@ -33,11 +33,11 @@ SECURED: dict[str, Any] = {
 }
 
 
-def test_the_default_client_is_kafka_python_and_the_env_switches_it(
+def test_the_default_client_is_confluent_and_the_env_switches_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert KafkaSettings().client == "kafka-python"
-    monkeypatch.setenv("STREAM_AL_KAFKA__CLIENT", "confluent")
-    assert Settings().kafka.client == "confluent"
+    assert KafkaSettings().client == "confluent"
+    monkeypatch.setenv("STREAM_AL_KAFKA__CLIENT", "kafka-python")
+    assert Settings().kafka.client == "kafka-python"
     with pytest.raises(ValidationError, match="kafka-python"):
         KafkaSettings.model_validate({"client": "java"})
 

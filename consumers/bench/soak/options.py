@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers.settings import KafkaClient
+from consumers.settings import DEFAULT_CLIENT, KafkaClient
 from stream_al.errors import StreamAlError
 from stream_al.models import TemplateName
 
@@ -44,7 +44,7 @@ class SoakOptions:
     template: TemplateName = "logistic"
     bootstrap_servers: str | None = None
     #: ``kafka.client`` of the daemon and of the soak's own producer, oracle and watcher.
-    client: KafkaClient = "kafka-python"
+    client: KafkaClient = DEFAULT_CLIENT
     out: Path = Path("bench-results/soak.json")
     plot: Path | None = Path("bench-results/soak.png")
     seed: int = 7

@@ -53,7 +53,7 @@ from consumers.bench.throughput.options import (
 from consumers.kafka.kafka_python import native_consumer, native_partitions_of
 from consumers.kafka.topics import topic_plan
 from consumers.oracle.simulate import run_oracle
-from consumers.settings import KafkaClient, KafkaSettings, Settings
+from consumers.settings import DEFAULT_CLIENT, KafkaClient, KafkaSettings, Settings
 from stream_al.models import TemplateName
 from stream_al.oracle import SimulatedOracle
 
@@ -98,7 +98,7 @@ def daemon_run(kafka: KafkaSettings, topic: str, template: TemplateName,
 def replicas_run(kafka: KafkaSettings, run_id: str, template: TemplateName,
                  records: Sequence[BenchRecord], options: ThroughputOptions, workdir: Path,
                  tick: Tick, replicas: int, round_: int = 1,
-                 client: KafkaClient = "kafka-python") -> Row:
+                 client: KafkaClient = DEFAULT_CLIENT) -> Row:
     """``replicas`` daemons in one group, each with its own state and port, all ready
     (partitions assigned) before the records are written to a fresh input topic, so no
     replica runs alone while another joins; until every record has its prediction.

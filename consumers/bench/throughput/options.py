@@ -185,7 +185,8 @@ BENCH_EXTRA = "pip install -e '.[bench]'"
 
 
 def daemon_arm(template: str, client: str = "kafka-python") -> str:
-    """``daemon.logistic`` on kafka-python (the default client), ``daemon.logistic.confluent``."""
+    """``daemon.logistic`` on kafka-python (its name from before confluent-kafka
+    became the default client), ``daemon.logistic.confluent``."""
     return f"daemon.{template}" if client == "kafka-python" else f"daemon.{template}.{client}"
 
 
