@@ -62,6 +62,8 @@ LIBRDKAFKA_DEBUG = "broker,topic,metadata,cgrp"
 MAX_POLL_RECORDS = 500
 #: kafka-python's default ``buffer_memory`` (32 MiB): past it, ``send`` waits, then fails.
 BUFFER_KBYTES = 32 * 1024
+#: Purged messages report within milliseconds; this only bounds a stuck broker thread.
+PURGE_SETTLE_S = 5.0
 
 # -- settings --------------------------------------------------------------------------
 
@@ -299,7 +301,13 @@ class ConfluentProducer:
         so, and ``KafkaSink`` has already counted it as undelivered)."""
         if self.native.flush(timeout_s):
             self.native.purge()
-            self.native.flush(0)
+            # Messages queued for a broker's thread are purged by that thread, later:
+            # until their reports are served the native producer holds each one's
+            # callback, and through it the sink and this producer, past any collection.
+            left = self.native.flush(PURGE_SETTLE_S)
+            if left:
+                LIBRDKAFKA_LOG.warning("%d purged messages still unreported after %g s: their "
+                            "producer is not released", left, PURGE_SETTLE_S)
 
 
 # -- the consumer ----------------------------------------------------------------------

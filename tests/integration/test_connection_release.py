@@ -1,11 +1,12 @@
 """A Connection dropped at a broker outage leaves nothing behind: after each rebuild its
-kafka-python clients are garbage and no thread of theirs is left running.
+Kafka clients (of either library) are garbage and no thread of theirs is left running.
 
 The daemon drops its whole Connection at each outage, with predictions still
 unacknowledged. kafka-python 3.0.12's producer ``close`` raised on its flush timeout
 before stopping its sender thread, so every outage left a live sender, its client and its
 buffered batches behind (the daemon's RSS stepped up at each outage and never came back,
-docs/benchmarks.md, "Soak").
+docs/benchmarks.md, "Soak"). confluent-kafka's producer held each purged message's
+delivery callback, and through it the sink, until a flush that waited served its report.
 
 The broker here is a LocalKafka of this test's own, so stopping it hurts no other test.
 The connections live in a probe process of their own (release_probe.py, which says why).

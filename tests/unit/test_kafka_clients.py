@@ -141,6 +141,31 @@ def test_only_a_consumer_in_a_group_stops_on_the_groups_refusal(group: str | Non
                       ck.KafkaError(ck.KafkaError.TOPIC_AUTHORIZATION_FAILED))
 
 
+class _ReportsLateAfterPurge:
+    """librdkafka as it behaves with the broker gone: the messages held by a broker's
+    thread are purged by that thread, so their reports come only to a flush that waits."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending, self.purged = pending, False
+
+    def purge(self) -> None:
+        self.purged = True
+
+    def flush(self, timeout_s: float) -> int:
+        if self.purged and timeout_s > 0:
+            self.pending = 0
+        return self.pending
+
+
+def test_closing_waits_for_the_reports_of_purged_messages() -> None:
+    # Until its report is served a message's callback (and through it the sink and the
+    # producer) stays referenced by the native producer, out of the collector's reach.
+    producer = object.__new__(confluent.ConfluentProducer)
+    producer.native = _ReportsLateAfterPurge(pending=20)
+    producer.close(timeout_s=0.1)
+    assert producer.native.purged and producer.native.pending == 0
+
+
 @pytest.mark.parametrize(("error", "retriable"), [
     (MessageSizeTooLargeError(), False),
     (TopicAuthorizationFailedError(), False),
